@@ -1,0 +1,20 @@
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+install(TARGETS libsplit EXPORT libsplitTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/libsplit DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT libsplitTargets NAMESPACE libsplit:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/libsplit)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/libsplitConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/libsplitConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/libsplit)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/libsplitConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/libsplitConfig.cmake ${PROJECT_BINARY_DIR}/libsplitConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/libsplit)
+if(LIBSPLIT_BUILD_TOOLS)
+  install(TARGETS split-server split-client RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()

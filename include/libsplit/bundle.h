@@ -1,0 +1,95 @@
+// Bundles: a directory with manifest.json and TorchScript files (head/tail per split, full model).
+// Schema of manifest.json: see "Bundle format" in README.md. LibTorch stays behind the pimpl.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "libsplit/codec.h"
+#include "libsplit/status.h"
+#include "libsplit/tensor.h"
+
+namespace libsplit {
+
+constexpr int kManifestFormatVersion = 1;
+
+struct InputSpec {
+  std::vector<int64_t> shape;      // e.g. [1, 1, 28, 28], NCHW
+  std::string dtype = "float32";   // the model's input dtype (only float32 is supported)
+  std::vector<float> mean;         // per channel, applied after scaling pixels to [0, 1]
+  std::vector<float> std;          // per channel, > 0
+  std::string channel_order = "gray";  // "gray", "rgb" or "bgr"
+};
+
+struct SplitSpec {
+  std::string id;    // unique in the bundle, e.g. "bf2"
+  std::string kind;  // "bottlefit" or "natural"
+  std::string head;  // file names, relative to the bundle directory
+  std::string tail;
+  std::vector<int64_t> bottleneck_shape;
+  std::string bottleneck_dtype = "float32";
+  CodecSpec codec;          // the default codec for this split
+  double accuracy_float = -1;  // top-1 % with a float bottleneck (-1 = not measured)
+  double accuracy_codec = -1;  // top-1 % with `codec`
+};
+
+struct Manifest {
+  int format_version = kManifestFormatVersion;
+  std::string name;
+  std::string version;
+  std::string weights;  // "trained" or "random"
+  std::vector<std::string> labels;
+  InputSpec input;
+  std::string full;                  // file of the whole model
+  std::vector<int64_t> output_shape;  // e.g. [1, 10]
+  double accuracy_full = -1;
+  std::vector<SplitSpec> splits;
+
+  // Index of the split with this id, or -1.
+  int find_split(const std::string& id) const;
+};
+
+// Parses and validates manifest text; `origin` names the file in error messages.
+Result<Manifest> parse_manifest(const std::string& json_text, const std::string& origin);
+// Reads <dir>/manifest.json.
+Result<Manifest> load_manifest(const std::string& bundle_dir);
+
+struct BundleOptions {
+  std::string device = "cpu";  // "cpu", or "cuda" / "cuda:N" where LibTorch was built with CUDA
+  bool load_full = true;       // load the full model file
+  bool load_heads = true;      // load every split's head
+  bool load_tails = true;      // load every split's tail
+  int warmup_runs = 2;         // forward passes per loaded model at open (0..100); they also
+                               // check the output shapes against the manifest
+  int intra_op_threads = 0;    // > 0 sets LibTorch's (process-wide) intra-op thread count
+};
+
+// A loaded bundle. Create with open(); the run_* calls are thread-safe (concurrent forward
+// passes over immutable TorchScript modules) and the Bundle must outlive them.
+class Bundle {
+ public:
+  // Loads and validates: every file listed exists, loads as TorchScript, and produces the
+  // shapes the manifest declares. Errors name the file, the field, the expected and actual value.
+  static Result<std::unique_ptr<Bundle>> open(const std::string& dir, const BundleOptions& options = {});
+  ~Bundle();
+  Bundle(const Bundle&) = delete;
+  Bundle& operator=(const Bundle&) = delete;
+
+  const Manifest& manifest() const;
+  const std::string& dir() const;
+
+  // `input` must have the manifest's input shape; `bottleneck` the split's bottleneck shape
+  // (batch dimension may differ from 1 for tails: N tails are run as one batch).
+  Result<Tensor> run_head(size_t split, const Tensor& input) const;
+  Result<Tensor> run_tail(size_t split, const Tensor& bottleneck) const;
+  Result<Tensor> run_full(const Tensor& input) const;
+
+ private:
+  struct Impl;
+  explicit Bundle(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace libsplit

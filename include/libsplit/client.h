@@ -1,0 +1,83 @@
+// The device's connection to split-server: sends encoded bottlenecks (or inputs) and receives
+// the tail's answer. Asio stays private.
+//
+// Thread safety: every method may be called from any thread; many requests may be in flight at
+// once on the one connection. Callbacks of infer_async run on the client's I/O thread: keep them
+// short and do not call the blocking infer() from inside one. The destructor fails requests
+// still in flight with kUnavailable before it returns.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "libsplit/codec.h"
+#include "libsplit/status.h"
+#include "libsplit/tensor.h"
+
+namespace libsplit {
+
+struct ClientOptions {
+  std::string server = "127.0.0.1:7070";  // HOST:PORT of split-server
+  std::string model;                      // bundle name (manifest "name")
+  std::string version;                    // "" = the newest version the server has
+  std::string split;                      // "" = every split of the model
+  uint32_t connect_timeout_ms = 3000;     // connect + handshake budget
+  uint32_t default_deadline_ms = 5000;    // used when a call passes deadline_ms = 0
+  uint32_t max_frame_bytes = 4u << 20;    // largest response body accepted, bytes (>= 1024)
+  uint32_t reconnect_initial_ms = 50;     // first reconnect delay after the connection drops
+  uint32_t reconnect_max_ms = 5000;       // backoff doubles up to this
+};
+
+// A split as the server agreed to it in the handshake.
+struct RemoteSplit {
+  uint16_t index = 0;
+  std::string id;
+  CodecSpec codec;
+  std::vector<int64_t> bottleneck_shape;
+};
+
+struct Reply {
+  std::vector<ClassScore> top;  // when top_k > 0
+  Tensor output;                // when top_k == 0: the whole output tensor
+  uint32_t server_queue_us = 0;
+  uint32_t server_tail_us = 0;
+  uint64_t round_trip_us = 0;   // from handing the frame to the socket to reading the reply
+  size_t request_bytes = 0;     // whole request frame, header included
+  size_t response_bytes = 0;    // whole response frame
+};
+
+using ReplyCallback = std::function<void(Result<Reply>)>;
+
+class Client {
+ public:
+  // Connects and performs the handshake; fails with kUnavailable (unreachable), kNotFound
+  // (unknown model/version/split) or kFailedPrecondition (protocol version mismatch).
+  static Result<std::unique_ptr<Client>> connect(const ClientOptions& options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const std::vector<RemoteSplit>& splits() const;  // from the first handshake
+  std::vector<int64_t> input_shape() const;
+  // Index for a split id, or -1.
+  int find_split(const std::string& id) const;
+  bool connected() const;
+
+  // Sends `tensor` to split `split_index` (kFullModel for the full model) and waits for the
+  // reply or the deadline. top_k in [0, 255]; 0 returns the output tensor.
+  static constexpr uint16_t kFullModel = 0xFFFF;
+  Result<Reply> infer(uint16_t split_index, const EncodedTensor& tensor, int top_k = 5, uint32_t deadline_ms = 0);
+  // Same, asynchronous: `done` is called exactly once.
+  void infer_async(uint16_t split_index, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms,
+                   ReplyCallback done);
+
+ private:
+  struct Impl;
+  explicit Client(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace libsplit

@@ -1,0 +1,65 @@
+// The edge daemon's core: serves the tails (and full models) of a directory of bundles to many
+// devices over TCP. Asio and LibTorch stay private.
+//
+// Thread safety: create() and the destructor from one thread; start(), stop(), wait(), port()
+// and stats() from any thread. Network I/O runs on io_threads; tails run on a separate worker
+// pool, never on an I/O thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "libsplit/status.h"
+
+namespace libsplit {
+
+struct ServerOptions {
+  std::string models_dir;                 // a bundle directory, or a directory of bundle directories
+  std::string listen = "127.0.0.1:7070";  // HOST:PORT; port 0 picks a free port (see port())
+  std::string device = "cpu";             // "cpu" or "cuda[:N]" (where LibTorch has CUDA)
+  int io_threads = 1;                     // threads doing socket I/O, 1..64
+  int workers = 2;                        // threads running tails, 1..256
+  int torch_threads = 1;                  // LibTorch intra-op threads per forward, 1..256
+  uint32_t max_frame_bytes = 4u << 20;    // largest accepted frame body, bytes (>= 1024)
+  uint32_t handshake_timeout_ms = 5000;   // a new connection must finish its hello within this
+  uint32_t frame_timeout_ms = 10000;      // a started frame must arrive completely within this
+  uint32_t idle_timeout_ms = 300000;      // a connection with no traffic and no work is closed
+  uint32_t max_connections = 1024;        // more are accepted and closed at once
+  uint32_t max_in_flight_per_connection = 64;  // more get "resource exhausted"
+  uint32_t default_deadline_ms = 10000;   // a request may ask for less, never more
+  uint32_t summary_interval_ms = 60000;   // period of the summary log line; 0 = none
+};
+
+struct ServerStats {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_open = 0;
+  uint64_t connections_rejected = 0;  // over max_connections
+  uint64_t requests_ok = 0;
+  uint64_t requests_failed = 0;       // answered with an error frame
+  uint64_t protocol_errors = 0;       // malformed frames (the connection is closed)
+  uint64_t bytes_received = 0;
+  uint64_t bytes_sent = 0;
+};
+
+class Server {
+ public:
+  // Loads and warms up every bundle, then binds the listening socket (not yet accepting).
+  static Result<std::unique_ptr<Server>> create(const ServerOptions& options);
+  ~Server();  // stops and joins
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  uint16_t port() const;  // the bound port
+  Status start();         // starts accepting on background threads; returns at once
+  void stop();            // stops accepting, closes connections, joins threads; idempotent
+  void wait();            // blocks until stop() completes
+  ServerStats stats() const;
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace libsplit

@@ -1,0 +1,56 @@
+// The device side in one call: preprocessed input -> head -> encode -> server -> answer, or the
+// whole model locally, or the raw input offloaded. Times every stage.
+//
+// A SplitSession borrows a Bundle (heads and full model loaded) and, unless only `local` is
+// used, a Client; both must outlive it. run() is thread-safe when the Client is.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "libsplit/bundle.h"
+#include "libsplit/client.h"
+#include "libsplit/status.h"
+#include "libsplit/tensor.h"
+
+namespace libsplit {
+
+struct Strategy {
+  enum class Kind { kSplit, kLocal, kOffload };
+  Kind kind = Kind::kLocal;
+  size_t split = 0;  // manifest split index for kSplit
+
+  // "local", "offload" or a split id of `manifest`.
+  static Result<Strategy> parse(const std::string& name, const Manifest& manifest);
+  std::string name(const Manifest& manifest) const;
+};
+
+struct Inference {
+  std::vector<ClassScore> top;  // best first
+  std::string strategy;         // "local", "offload" or the split id
+  // Stage times in microseconds. head: on-device head (or the full model for local);
+  // encode: codec; network: round trip minus the server's queue and tail time;
+  // tail: as the server reported it (its queue wait in server_queue_us); total: end to end.
+  double head_us = 0, encode_us = 0, network_us = 0, server_queue_us = 0, tail_us = 0, total_us = 0;
+  size_t request_bytes = 0;   // whole request frame, header included (0 for local)
+  size_t payload_bytes = 0;   // encoded tensor bytes alone
+};
+
+class SplitSession {
+ public:
+  // `client` may be null when only the local strategy will be used.
+  static Result<std::unique_ptr<SplitSession>> create(const Bundle* bundle, Client* client);
+
+  // `pixels` is a pixel tensor (see preprocess.h). deadline_ms 0 = the client's default.
+  Result<Inference> run(const Tensor& pixels, const Strategy& strategy, int top_k = 5, uint32_t deadline_ms = 0) const;
+
+ private:
+  SplitSession(const Bundle* bundle, Client* client, std::vector<int> remote_index);
+  const Bundle* bundle_;
+  Client* client_;
+  std::vector<int> remote_index_;  // manifest split -> server split index (-1 = not served)
+};
+
+}  // namespace libsplit

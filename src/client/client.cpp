@@ -1,0 +1,372 @@
+#include "libsplit/client.h"
+
+#include <chrono>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <asio.hpp>
+
+#include "common/errors.h"
+#include "common/log.h"
+#include "net/endpoint.h"
+#include "protocol/frames.h"
+
+namespace libsplit {
+
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using detail::cat;
+namespace proto = protocol;
+
+struct Client::Impl : std::enable_shared_from_this<Impl> {
+  ClientOptions opt;
+  net::HostPort hp;
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::thread thread;
+  tcp::socket socket{io};
+  tcp::resolver resolver{io};
+  asio::steady_timer handshake_timer{io};
+  asio::steady_timer reconnect_timer{io};
+
+  mutable std::mutex mu;  // guards splits/input_shape after the first handshake
+  std::vector<RemoteSplit> splits;
+  std::vector<int64_t> input_shape;
+  std::atomic<bool> is_connected{false};
+  bool shutting_down = false;
+  uint64_t generation = 0;  // bumps on every new socket: stale handlers check it
+  uint32_t backoff_ms = 0;
+  uint32_t server_max_frame = proto::kDefaultMaxFrame;
+  uint64_t next_id = 1;
+
+  struct Pending {
+    ReplyCallback done;
+    std::unique_ptr<asio::steady_timer> timer;
+    Clock::time_point sent;
+    size_t request_bytes = 0;
+  };
+  std::unordered_map<uint64_t, Pending> pending;
+  std::deque<std::vector<uint8_t>> write_queue;
+  bool writing = false;
+  std::array<uint8_t, proto::kHeaderSize> header_buf{};
+  proto::FrameHeader header;
+  std::vector<uint8_t> body;
+
+  void handshake(std::function<void(Status)> done);
+  void on_connected();
+  void drop(const Status& why);  // connection lost: fail pending, schedule reconnect
+  void schedule_reconnect();
+  void read_loop(uint64_t gen);
+  void on_frame();
+  void write_next();
+  void complete(uint64_t id, Result<Reply> r);
+  void send_request(uint16_t split, EncodedTensor tensor, int top_k, uint32_t deadline_ms, ReplyCallback done);
+};
+
+void Client::Impl::handshake(std::function<void(Status)> done) {
+  const uint64_t gen = ++generation;
+  std::error_code ignored;
+  socket.close(ignored);
+  socket = tcp::socket(io);
+  auto self = shared_from_this();
+  auto finished = std::make_shared<bool>(false);
+  auto finish = [this, self, done, finished, gen](Status st) {
+    if (*finished) return;
+    *finished = true;
+    handshake_timer.cancel();
+    if (!st.ok()) {
+      std::error_code ig;
+      socket.close(ig);
+    }
+    done(st);
+  };
+  handshake_timer.expires_after(std::chrono::milliseconds(opt.connect_timeout_ms));
+  handshake_timer.async_wait([this, finish](std::error_code ec) {
+    if (ec) return;
+    finish(detail::unavailable("no handshake with ", opt.server, " within ", opt.connect_timeout_ms, " ms"));
+  });
+  resolver.async_resolve(hp.host, std::to_string(hp.port), [this, self, finish](std::error_code ec, tcp::resolver::results_type res) {
+    if (ec) return finish(detail::unavailable("cannot resolve ", hp.host, ": ", ec.message()));
+    asio::async_connect(socket, res, [this, self, finish](std::error_code ec, const tcp::endpoint&) {
+      if (ec) return finish(detail::unavailable("cannot connect to ", opt.server, ": ", ec.message()));
+      std::error_code ig;
+      socket.set_option(tcp::no_delay(true), ig);
+      proto::Hello h;
+      h.model = opt.model;
+      h.version = opt.version;
+      h.split = opt.split;
+      h.max_frame = opt.max_frame_bytes;
+      auto frame = std::make_shared<std::vector<uint8_t>>();
+      proto::append_frame(proto::FrameType::kHello, proto::encode_hello(h), frame.get());
+      asio::async_write(socket, asio::buffer(*frame), [this, self, finish, frame](std::error_code ec, size_t) {
+        if (ec) return finish(detail::unavailable("handshake with ", opt.server, " failed: ", ec.message()));
+        asio::async_read(socket, asio::buffer(header_buf), [this, self, finish](std::error_code ec, size_t n) {
+          if (ec) return finish(detail::unavailable("handshake with ", opt.server, " failed: ", ec.message()));
+          Status st = proto::decode_header(header_buf.data(), n, opt.max_frame_bytes, &header);
+          if (!st.ok()) return finish(Status(StatusCode::kUnavailable, "handshake reply: " + st.message()));
+          body.resize(header.body_length);
+          asio::async_read(socket, asio::buffer(body), [this, self, finish](std::error_code ec, size_t) {
+            if (ec) return finish(detail::unavailable("handshake with ", opt.server, " failed: ", ec.message()));
+            Status st = proto::check_body(header, body.data(), body.size());
+            if (!st.ok()) return finish(st);
+            if (header.type == proto::FrameType::kError) {
+              proto::ErrorFrame e;
+              st = proto::decode_error(body.data(), body.size(), &e);
+              if (!st.ok()) return finish(st);
+              return finish(Status(e.code, "server refused the handshake: " + e.message));
+            }
+            if (header.type != proto::FrameType::kHelloReply)
+              return finish(detail::invalid_argument("handshake: expected a hello reply, got frame type ", int(header.type)));
+            proto::HelloReply r;
+            st = proto::decode_hello_reply(body.data(), body.size(), &r);
+            if (!st.ok()) return finish(st);
+            if (r.major != proto::kVersionMajor)
+              return finish(Status(StatusCode::kFailedPrecondition,
+                                   cat("server speaks protocol ", r.major, ".", r.minor, ", this client ",
+                                       proto::kVersionMajor, ".", proto::kVersionMinor)));
+            server_max_frame = r.max_frame;
+            {
+              std::lock_guard<std::mutex> lock(mu);
+              if (splits.empty()) {
+                for (const auto& s : r.splits) splits.push_back({s.index, s.id, s.codec, s.bottleneck_shape});
+                input_shape = r.input_shape;
+              } else if (splits.size() != r.splits.size()) {
+                return finish(Status(StatusCode::kFailedPrecondition,
+                                     "the server's splits changed across a reconnect"));
+              }
+            }
+            finish(Status());
+          });
+        });
+      });
+    });
+  });
+}
+
+void Client::Impl::on_connected() {
+  is_connected = true;
+  backoff_ms = 0;
+  detail::logger()->info("connected to {} ({} {})", opt.server, opt.model, opt.version);
+  read_loop(generation);
+  write_next();
+}
+
+void Client::Impl::drop(const Status& why) {
+  if (!is_connected && pending.empty()) return;
+  const bool was = is_connected.exchange(false);
+  ++generation;
+  std::error_code ig;
+  socket.close(ig);
+  write_queue.clear();
+  writing = false;
+  auto failed = std::move(pending);
+  pending.clear();
+  for (auto& [id, p] : failed) {
+    p.timer->cancel();
+    p.done(Status(why.code() == StatusCode::kOk ? StatusCode::kUnavailable : why.code(), why.message()));
+  }
+  if (was) {
+    detail::logger()->warn("connection to {} lost: {}", opt.server, why.message());
+    schedule_reconnect();
+  }
+}
+
+void Client::Impl::schedule_reconnect() {
+  if (shutting_down) return;
+  backoff_ms = backoff_ms == 0 ? opt.reconnect_initial_ms : std::min(backoff_ms * 2, opt.reconnect_max_ms);
+  reconnect_timer.expires_after(std::chrono::milliseconds(backoff_ms));
+  reconnect_timer.async_wait([this, self = shared_from_this()](std::error_code ec) {
+    if (ec || shutting_down || is_connected) return;
+    handshake([this, self](Status st) {
+      if (st.ok()) return on_connected();
+      detail::logger()->debug("reconnect to {} failed: {}", opt.server, st.message());
+      schedule_reconnect();
+    });
+  });
+}
+
+void Client::Impl::read_loop(uint64_t gen) {
+  auto self = shared_from_this();
+  asio::async_read(socket, asio::buffer(header_buf), [this, self, gen](std::error_code ec, size_t n) {
+    if (gen != generation) return;
+    if (ec) return drop(detail::unavailable("connection to ", opt.server, " closed: ", ec.message()));
+    Status st = proto::decode_header(header_buf.data(), n, opt.max_frame_bytes, &header);
+    if (!st.ok()) return drop(Status(StatusCode::kUnavailable, "bad frame from server: " + st.message()));
+    body.resize(header.body_length);
+    asio::async_read(socket, asio::buffer(body), [this, self, gen](std::error_code ec, size_t) {
+      if (gen != generation) return;
+      if (ec) return drop(detail::unavailable("connection to ", opt.server, " closed: ", ec.message()));
+      on_frame();
+      if (gen == generation) read_loop(gen);
+    });
+  });
+}
+
+void Client::Impl::on_frame() {
+  Status st = proto::check_body(header, body.data(), body.size());
+  if (!st.ok()) return drop(Status(StatusCode::kUnavailable, "bad frame from server: " + st.message()));
+  switch (header.type) {
+    case proto::FrameType::kResponse: {
+      proto::Response r;
+      st = proto::decode_response(body.data(), body.size(), &r);
+      if (!st.ok()) return drop(Status(StatusCode::kUnavailable, "bad response from server: " + st.message()));
+      auto it = pending.find(r.id);
+      if (it == pending.end()) return;  // its deadline already passed
+      Reply reply;
+      reply.top = std::move(r.top);
+      reply.output = std::move(r.output);
+      reply.server_queue_us = r.queue_us;
+      reply.server_tail_us = r.tail_us;
+      reply.round_trip_us = uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - it->second.sent).count());
+      reply.request_bytes = it->second.request_bytes;
+      reply.response_bytes = proto::kHeaderSize + body.size();
+      complete(r.id, std::move(reply));
+      return;
+    }
+    case proto::FrameType::kError: {
+      proto::ErrorFrame e;
+      st = proto::decode_error(body.data(), body.size(), &e);
+      if (!st.ok()) return drop(Status(StatusCode::kUnavailable, "bad error frame from server: " + st.message()));
+      if (e.id == 0) return drop(Status(e.code, "server closed the connection: " + e.message));
+      complete(e.id, Status(e.code, e.message));
+      return;
+    }
+    case proto::FrameType::kPong:
+      return;
+    case proto::FrameType::kDrain:
+      return drop(detail::unavailable("server ", opt.server, " is draining"));
+    default:
+      return drop(detail::unavailable("unexpected frame type ", int(header.type), " from server"));
+  }
+}
+
+void Client::Impl::complete(uint64_t id, Result<Reply> r) {
+  auto it = pending.find(id);
+  if (it == pending.end()) return;
+  auto done = std::move(it->second.done);
+  it->second.timer->cancel();
+  pending.erase(it);
+  done(std::move(r));
+}
+
+void Client::Impl::write_next() {
+  if (writing || write_queue.empty() || !is_connected) return;
+  writing = true;
+  asio::async_write(socket, asio::buffer(write_queue.front()),
+                    [this, self = shared_from_this(), gen = generation](std::error_code ec, size_t) {
+                      if (gen != generation) return;
+                      writing = false;
+                      write_queue.pop_front();
+                      if (ec) return drop(detail::unavailable("send to ", opt.server, " failed: ", ec.message()));
+                      write_next();
+                    });
+}
+
+void Client::Impl::send_request(uint16_t split, EncodedTensor tensor, int top_k, uint32_t deadline_ms,
+                                ReplyCallback done) {
+  if (shutting_down) return done(detail::unavailable("client is shutting down"));
+  if (!is_connected) return done(detail::unavailable("not connected to ", opt.server, " (reconnecting)"));
+  if (top_k < 0 || top_k > 255) return done(detail::invalid_argument("top_k must be in [0, 255], got ", top_k));
+  proto::Request req;
+  req.id = next_id++;
+  const uint32_t ms = deadline_ms ? deadline_ms : opt.default_deadline_ms;
+  req.deadline_us = ms >= 4294967u ? 0xFFFFFFFFu : ms * 1000u;
+  req.split = split;
+  req.top_k = uint8_t(top_k);
+  req.tensor = std::move(tensor);
+  const size_t frame_bytes = proto::request_frame_size(req);
+  if (frame_bytes - proto::kHeaderSize > server_max_frame)
+    return done(detail::resource_exhausted("request of ", frame_bytes, " bytes exceeds the server's limit of ",
+                                           server_max_frame));
+  std::vector<uint8_t> frame;
+  frame.reserve(frame_bytes);
+  proto::append_frame(proto::FrameType::kRequest, proto::encode_request(req), &frame);
+  Pending p;
+  p.done = std::move(done);
+  p.request_bytes = frame.size();
+  p.sent = Clock::now();
+  p.timer = std::make_unique<asio::steady_timer>(io, std::chrono::milliseconds(ms));
+  p.timer->async_wait([this, self = shared_from_this(), id = req.id, ms](std::error_code ec) {
+    if (ec) return;
+    complete(id, detail::deadline_exceeded("no reply within ", ms, " ms"));
+  });
+  pending.emplace(req.id, std::move(p));
+  write_queue.push_back(std::move(frame));
+  write_next();
+}
+
+Client::Client(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Client::~Client() {
+  auto impl = impl_;
+  std::promise<void> closed;
+  asio::post(impl->io, [impl, &closed] {
+    impl->shutting_down = true;
+    impl->reconnect_timer.cancel();
+    impl->handshake_timer.cancel();
+    impl->drop(detail::unavailable("client closed"));
+    std::error_code ig;
+    impl->socket.close(ig);
+    closed.set_value();
+  });
+  closed.get_future().wait();
+  impl->work.reset();
+  impl->io.stop();
+  if (impl->thread.joinable()) impl->thread.join();
+}
+
+Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& o) {
+  if (o.model.empty()) return detail::invalid_argument("ClientOptions.model is empty: name the bundle to use");
+  if (o.max_frame_bytes < 1024) return detail::invalid_argument("max_frame_bytes must be at least 1024");
+  if (o.reconnect_initial_ms == 0 || o.reconnect_max_ms < o.reconnect_initial_ms)
+    return detail::invalid_argument("reconnect backoff must satisfy 0 < initial <= max");
+  auto hp = net::parse_host_port(o.server);
+  if (!hp.ok()) return hp.status();
+  auto impl = std::make_shared<Impl>();
+  impl->opt = o;
+  impl->hp = *hp;
+  impl->thread = std::thread([impl] { impl->io.run(); });
+  std::promise<Status> result;
+  asio::post(impl->io, [impl, &result] {
+    impl->handshake([impl, &result](Status st) {
+      if (st.ok()) impl->on_connected();
+      result.set_value(st);
+    });
+  });
+  Status st = result.get_future().get();
+  auto client = std::unique_ptr<Client>(new Client(impl));
+  if (!st.ok()) return st;  // the destructor stops the thread
+  return client;
+}
+
+const std::vector<RemoteSplit>& Client::splits() const { return impl_->splits; }
+std::vector<int64_t> Client::input_shape() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->input_shape;
+}
+int Client::find_split(const std::string& id) const {
+  for (const auto& s : impl_->splits)
+    if (s.id == id) return s.index;
+  return -1;
+}
+bool Client::connected() const { return impl_->is_connected; }
+
+void Client::infer_async(uint16_t split, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms, ReplyCallback done) {
+  asio::post(impl_->io, [impl = impl_, split, tensor, top_k, deadline_ms, done = std::move(done)]() mutable {
+    impl->send_request(split, std::move(tensor), top_k, deadline_ms, std::move(done));
+  });
+}
+
+Result<Reply> Client::infer(uint16_t split, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms) {
+  if (impl_->thread.get_id() == std::this_thread::get_id())
+    return detail::failed_precondition("blocking infer() called from the client's own callback thread");
+  auto promise = std::make_shared<std::promise<Result<Reply>>>();
+  auto future = promise->get_future();
+  infer_async(split, tensor, top_k, deadline_ms, [promise](Result<Reply> r) { promise->set_value(std::move(r)); });
+  return future.get();
+}
+
+}  // namespace libsplit

@@ -1,0 +1,229 @@
+#include "libsplit/codec.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "codec/half.h"
+#include "codec/quantize.h"
+#include "common/errors.h"
+
+namespace libsplit {
+
+using detail::invalid_argument;
+
+namespace {
+
+bool is_quantized(CodecKind k) {
+  return k == CodecKind::kQuantPerTensor || k == CodecKind::kQuantPerChannel;
+}
+
+Status check_spec(const CodecSpec& s) {
+  switch (s.kind) {
+    case CodecKind::kFloat32:
+      if (s.bits != 32) return invalid_argument("codec f32 has 32 bits, got ", s.bits);
+      return {};
+    case CodecKind::kFloat16:
+      if (s.bits != 16) return invalid_argument("codec f16 has 16 bits, got ", s.bits);
+      return {};
+    case CodecKind::kImageU8:
+      if (s.bits != 8) return invalid_argument("codec u8image has 8 bits, got ", s.bits);
+      return {};
+    case CodecKind::kQuantPerTensor:
+    case CodecKind::kQuantPerChannel:
+      if (s.bits != 2 && s.bits != 4 && s.bits != 8)
+        return invalid_argument("quantized codec bits must be 2, 4 or 8, got ", s.bits);
+      return {};
+  }
+  return invalid_argument("unknown codec kind ", int(s.kind));
+}
+
+// Element count of a shape, or -1 if a dimension is negative or the product overflows 2^40.
+int64_t checked_count(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return -1;
+    if (d != 0 && n > (int64_t(1) << 40) / d) return -1;
+    n *= d;
+  }
+  return n;
+}
+
+}  // namespace
+
+Result<CodecSpec> parse_codec(const std::string& name) {
+  if (name == "f32") return CodecSpec{CodecKind::kFloat32, 32};
+  if (name == "f16") return CodecSpec{CodecKind::kFloat16, 16};
+  if (name == "u8image") return CodecSpec{CodecKind::kImageU8, 8};
+  for (int bits : {2, 4, 8}) {
+    const std::string q = "q" + std::to_string(bits);
+    if (name == q) return CodecSpec{CodecKind::kQuantPerTensor, bits};
+    if (name == q + "c") return CodecSpec{CodecKind::kQuantPerChannel, bits};
+  }
+  return invalid_argument("unknown codec \"", name,
+                          "\": expected one of f32, f16, q8, q4, q2, q8c, q4c, q2c, u8image");
+}
+
+std::string codec_name(const CodecSpec& s) {
+  switch (s.kind) {
+    case CodecKind::kFloat32: return "f32";
+    case CodecKind::kFloat16: return "f16";
+    case CodecKind::kImageU8: return "u8image";
+    case CodecKind::kQuantPerTensor: return "q" + std::to_string(s.bits);
+    case CodecKind::kQuantPerChannel: return "q" + std::to_string(s.bits) + "c";
+  }
+  return "unknown";
+}
+
+size_t payload_size(const CodecSpec& spec, int64_t elements) {
+  const auto n = size_t(elements);
+  switch (spec.kind) {
+    case CodecKind::kFloat32: return n * 4;
+    case CodecKind::kFloat16: return n * 2;
+    case CodecKind::kImageU8: return n;
+    case CodecKind::kQuantPerTensor:
+    case CodecKind::kQuantPerChannel: {
+      const size_t per_byte = size_t(8 / (spec.bits > 0 ? spec.bits : 8));
+      return (n + per_byte - 1) / per_byte;
+    }
+  }
+  return 0;
+}
+
+Status encode(const Tensor& t, const CodecSpec& spec, EncodedTensor* out) {
+  LIBSPLIT_RETURN_IF_ERROR(check_spec(spec));
+  const int64_t n = checked_count(t.shape);
+  if (n < 0) return invalid_argument("tensor shape ", shape_to_string(t.shape), " is invalid");
+  if (size_t(n) != t.data.size())
+    return invalid_argument("tensor shape ", shape_to_string(t.shape), " has ", n,
+                            " elements but the data has ", t.data.size());
+  out->codec = spec;
+  out->shape = t.shape;
+  out->scales.clear();
+  out->zero_points.clear();
+  out->payload.assign(payload_size(spec, n), 0);
+  const float* x = t.data.data();
+  switch (spec.kind) {
+    case CodecKind::kFloat32:
+      for (int64_t i = 0; i < n; ++i) {
+        uint32_t b;
+        std::memcpy(&b, &x[i], 4);
+        for (int k = 0; k < 4; ++k) out->payload[size_t(i) * 4 + size_t(k)] = uint8_t(b >> (8 * k));
+      }
+      return {};
+    case CodecKind::kFloat16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = codec::float_to_half(x[i]);
+        out->payload[size_t(i) * 2] = uint8_t(h);
+        out->payload[size_t(i) * 2 + 1] = uint8_t(h >> 8);
+      }
+      return {};
+    case CodecKind::kImageU8:
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = std::nearbyint(x[i]);
+        out->payload[size_t(i)] = v >= 255.f ? 255 : v > 0.f ? uint8_t(v) : 0;
+      }
+      return {};
+    case CodecKind::kQuantPerTensor:
+    case CodecKind::kQuantPerChannel:
+      break;
+  }
+  if (n == 0) return invalid_argument("cannot quantize an empty tensor");
+  std::vector<uint8_t> codes(static_cast<size_t>(n));
+  if (spec.kind == CodecKind::kQuantPerTensor) {
+    const auto p = codec::choose_params(x, size_t(n), spec.bits);
+    codec::quantize(x, size_t(n), p, spec.bits, codes.data());
+    out->scales.push_back(p.scale);
+    out->zero_points.push_back(p.zero_point);
+  } else {
+    if (t.shape.size() < 2 || t.shape[1] == 0)
+      return invalid_argument("per-channel quantization needs a shape [N, C, ...] with C > 0, got ",
+                              shape_to_string(t.shape));
+    const int64_t outer = t.shape[0], channels = t.shape[1];
+    const int64_t inner = n / (outer * channels);
+    out->scales.resize(size_t(channels));
+    out->zero_points.resize(size_t(channels));
+    std::vector<float> slice(size_t(outer * inner));
+    for (int64_t c = 0; c < channels; ++c) {
+      for (int64_t o = 0; o < outer; ++o)
+        std::memcpy(&slice[size_t(o * inner)], &x[(o * channels + c) * inner], size_t(inner) * 4);
+      const auto p = codec::choose_params(slice.data(), slice.size(), spec.bits);
+      out->scales[size_t(c)] = p.scale;
+      out->zero_points[size_t(c)] = p.zero_point;
+      for (int64_t o = 0; o < outer; ++o)
+        codec::quantize(&x[(o * channels + c) * inner], size_t(inner), p, spec.bits,
+                        &codes[size_t((o * channels + c) * inner)]);
+    }
+  }
+  codec::pack(codes.data(), codes.size(), spec.bits, out->payload.data());
+  return {};
+}
+
+Status decode(const EncodedTensor& e, Tensor* out) {
+  LIBSPLIT_RETURN_IF_ERROR(check_spec(e.codec));
+  const int64_t n = checked_count(e.shape);
+  if (n < 0) return invalid_argument("tensor shape ", shape_to_string(e.shape), " is invalid");
+  const size_t expected = payload_size(e.codec, n);
+  if (e.payload.size() != expected)
+    return invalid_argument("codec ", codec_name(e.codec), " with shape ", shape_to_string(e.shape),
+                            " needs ", expected, " payload bytes, got ", e.payload.size());
+  size_t params = 0;
+  if (e.codec.kind == CodecKind::kQuantPerTensor) params = 1;
+  if (e.codec.kind == CodecKind::kQuantPerChannel) {
+    if (e.shape.size() < 2 || e.shape[1] == 0)
+      return invalid_argument("per-channel codec needs a shape [N, C, ...] with C > 0, got ",
+                              shape_to_string(e.shape));
+    params = size_t(e.shape[1]);
+  }
+  if (e.scales.size() != params || e.zero_points.size() != params)
+    return invalid_argument("codec ", codec_name(e.codec), " needs ", params,
+                            " scale/zero-point pairs, got ", e.scales.size(), "/",
+                            e.zero_points.size());
+  const uint32_t qmax = (1u << e.codec.bits) - 1u;
+  for (size_t i = 0; i < params; ++i) {
+    if (e.zero_points[i] > qmax)
+      return invalid_argument("zero point ", int(e.zero_points[i]), " is outside [0, ", qmax, "]");
+    if (!std::isfinite(e.scales[i]))
+      return invalid_argument("quantization scale ", i, " is not finite");
+  }
+  out->shape = e.shape;
+  out->data.resize(size_t(n));
+  float* y = out->data.data();
+  const uint8_t* p = e.payload.data();
+  switch (e.codec.kind) {
+    case CodecKind::kFloat32:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint32_t b = uint32_t(p[4 * i]) | uint32_t(p[4 * i + 1]) << 8 |
+                           uint32_t(p[4 * i + 2]) << 16 | uint32_t(p[4 * i + 3]) << 24;
+        std::memcpy(&y[i], &b, 4);
+      }
+      return {};
+    case CodecKind::kFloat16:
+      for (int64_t i = 0; i < n; ++i)
+        y[i] = codec::half_to_float(uint16_t(p[2 * i] | p[2 * i + 1] << 8));
+      return {};
+    case CodecKind::kImageU8:
+      for (int64_t i = 0; i < n; ++i) y[i] = float(p[i]);
+      return {};
+    case CodecKind::kQuantPerTensor:
+    case CodecKind::kQuantPerChannel:
+      break;
+  }
+  std::vector<uint8_t> codes(static_cast<size_t>(n));
+  codec::unpack(p, size_t(n), e.codec.bits, codes.data());
+  if (e.codec.kind == CodecKind::kQuantPerTensor) {
+    codec::dequantize(codes.data(), size_t(n), {e.scales[0], e.zero_points[0]}, y);
+  } else {
+    const int64_t outer = e.shape[0], channels = e.shape[1];
+    const int64_t inner = outer * channels == 0 ? 0 : n / (outer * channels);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t c = 0; c < channels; ++c) {
+        const size_t off = size_t((o * channels + c) * inner);
+        codec::dequantize(&codes[off], size_t(inner), {e.scales[size_t(c)], e.zero_points[size_t(c)]},
+                          &y[off]);
+      }
+  }
+  return {};
+}
+
+}  // namespace libsplit

@@ -1,0 +1,70 @@
+#include "codec/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace libsplit::codec {
+
+QuantParams choose_params(const float* x, size_t n, int bits) {
+  const float qmin = 0.0f;
+  const float qmax = float((1u << bits) - 1u);
+  float lo = x[0], hi = x[0];
+  for (size_t i = 1; i < n; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  QuantParams p;
+  p.scale = (hi - lo) / (qmax - qmin);
+  if (p.scale == 0.0f || !std::isfinite(p.scale)) p.scale = 1.0f;
+  // Python computes `qmin - min_val / scale` on a float32 tensor, then int() truncates.
+  const float initial = qmin - lo / p.scale;
+  float zp;
+  if (initial < qmin) zp = qmin;
+  else if (initial > qmax) zp = qmax;
+  else zp = initial;
+  p.zero_point = uint8_t(std::trunc(zp));
+  return p;
+}
+
+void quantize(const float* x, size_t n, const QuantParams& p, int bits, uint8_t* codes) {
+  const float qmax = float((1u << bits) - 1u);
+  const float zp = float(p.zero_point);
+  for (size_t i = 0; i < n; ++i) {
+    float q = zp + x[i] / p.scale;
+    q = std::min(std::max(q, 0.0f), qmax);  // NaN inputs end at 0 after the next line
+    q = std::nearbyint(q);                   // default rounding mode: half to even, like torch
+    codes[i] = q >= 0.0f ? uint8_t(q) : uint8_t(0);
+  }
+}
+
+void dequantize(const uint8_t* codes, size_t n, const QuantParams& p, float* out) {
+  const float zp = float(p.zero_point);
+  for (size_t i = 0; i < n; ++i) out[i] = p.scale * (float(codes[i]) - zp);
+}
+
+void pack(const uint8_t* codes, size_t n, int bits, uint8_t* out) {
+  if (bits == 8) {
+    std::memcpy(out, codes, n);
+    return;
+  }
+  const size_t per_byte = size_t(8 / bits);
+  const uint8_t mask = uint8_t((1u << bits) - 1u);
+  const size_t bytes = (n + per_byte - 1) / per_byte;
+  std::memset(out, 0, bytes);
+  for (size_t i = 0; i < n; ++i)
+    out[i / per_byte] |= uint8_t((codes[i] & mask) << ((i % per_byte) * size_t(bits)));
+}
+
+void unpack(const uint8_t* packed, size_t n, int bits, uint8_t* codes) {
+  if (bits == 8) {
+    std::memcpy(codes, packed, n);
+    return;
+  }
+  const size_t per_byte = size_t(8 / bits);
+  const uint8_t mask = uint8_t((1u << bits) - 1u);
+  for (size_t i = 0; i < n; ++i)
+    codes[i] = uint8_t((packed[i / per_byte] >> ((i % per_byte) * size_t(bits))) & mask);
+}
+
+}  // namespace libsplit::codec

@@ -1,0 +1,573 @@
+#include "libsplit/server.h"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <dirent.h>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <asio.hpp>
+
+#include "common/errors.h"
+#include "common/log.h"
+#include "libsplit/bundle.h"
+#include "libsplit/preprocess.h"
+#include "net/endpoint.h"
+#include "protocol/frames.h"
+
+namespace libsplit {
+
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using detail::cat;
+using detail::invalid_argument;
+namespace proto = protocol;
+
+namespace {
+
+bool is_dir(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+bool is_file(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// "1.10.0" > "1.9.2": compares dot-separated numeric parts, then text.
+bool version_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (isdigit(a[i]) && isdigit(b[j])) {
+      size_t ei = i, ej = j;
+      while (ei < a.size() && isdigit(a[ei])) ++ei;
+      while (ej < b.size() && isdigit(b[ej])) ++ej;
+      const std::string na = a.substr(i, ei - i), nb = b.substr(j, ej - j);
+      if (na.size() != nb.size()) return na.size() < nb.size();
+      if (na != nb) return na < nb;
+      i = ei;
+      j = ej;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+struct Model {
+  std::unique_ptr<Bundle> bundle;
+};
+
+}  // namespace
+
+struct ServerState;
+
+// One client connection. All socket operations and state changes run on `strand`.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(ServerState* server, tcp::socket socket);
+  void start();
+  void close();  // thread-safe
+  void send(proto::FrameType type, std::vector<uint8_t> body, bool close_after = false);  // thread-safe
+  void finish_request();  // a worker is done with one request (thread-safe)
+
+ private:
+  void read_header();
+  void read_body();
+  void on_frame();
+  void handle_hello();
+  void handle_request();
+  void fail(const Status& st, uint64_t request_id = 0);  // error frame, then close
+  void arm_timer(uint32_t ms, const char* why);
+  void do_write();
+  void do_close();
+
+  ServerState* server_;
+  tcp::socket socket_;
+  asio::strand<asio::any_io_executor> strand_;
+  asio::steady_timer timer_;
+  std::string peer_;
+  std::array<uint8_t, proto::kHeaderSize> header_buf_{};
+  std::vector<uint8_t> body_;
+  proto::FrameHeader header_;
+  bool hello_done_ = false;
+  bool closing_ = false;
+  bool writing_ = false;
+  bool close_after_write_ = false;
+  std::deque<std::vector<uint8_t>> write_queue_;
+  std::atomic<uint32_t> in_flight_{0};
+  const Bundle* bundle_ = nullptr;
+  std::vector<int> split_map_;  // request split index -> manifest split index
+};
+
+struct ServerState {
+  ServerOptions opt;
+  std::map<std::string, std::map<std::string, Model, bool (*)(const std::string&, const std::string&)>> models;
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  tcp::acceptor acceptor{io};
+  std::unique_ptr<asio::thread_pool> workers;
+  std::vector<std::thread> io_threads;
+  asio::steady_timer summary_timer{io};
+  std::mutex mu;
+  std::set<std::shared_ptr<Connection>> connections;
+  std::condition_variable stopped_cv;
+  bool started = false, stopped = false;
+  uint16_t port = 0;
+
+  std::atomic<uint64_t> accepted{0}, open{0}, rejected{0}, ok{0}, failed{0}, proto_errors{0}, rx{0}, tx{0};
+
+  Status load_models();
+  const Bundle* find(const std::string& name, const std::string& version, std::string* available) const;
+  void accept();
+  void schedule_summary();
+  void remove(const std::shared_ptr<Connection>& c) {
+    std::lock_guard<std::mutex> lock(mu);
+    connections.erase(c);
+  }
+};
+
+Status ServerState::load_models() {
+  const std::string& dir = opt.models_dir;
+  if (!is_dir(dir)) return detail::not_found("models directory \"", dir, "\" does not exist");
+  std::vector<std::string> bundle_dirs;
+  if (is_file(dir + "/manifest.json")) {
+    bundle_dirs.push_back(dir);
+  } else {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return detail::not_found("cannot list models directory \"", dir, "\"");
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      if (is_file(dir + "/" + name + "/manifest.json")) bundle_dirs.push_back(dir + "/" + name);
+    }
+    ::closedir(d);
+    std::sort(bundle_dirs.begin(), bundle_dirs.end());
+  }
+  if (bundle_dirs.empty()) return detail::not_found("no bundle (a directory with manifest.json) in \"", dir, "\"");
+  BundleOptions bo;
+  bo.device = opt.device;
+  bo.load_heads = false;
+  bo.intra_op_threads = opt.torch_threads;
+  for (const auto& b : bundle_dirs) {
+    auto bundle = Bundle::open(b, bo);
+    if (!bundle.ok()) return bundle.status();
+    const auto& m = (*bundle)->manifest();
+    auto& versions = models.try_emplace(m.name, &version_less).first->second;
+    if (versions.count(m.version)) return invalid_argument(b, ": model ", m.name, " version ", m.version, " is loaded twice");
+    detail::logger()->info("loaded {} {} ({} splits) from {}", m.name, m.version, m.splits.size(), b);
+    versions[m.version].bundle = std::move(*bundle);
+  }
+  return {};
+}
+
+const Bundle* ServerState::find(const std::string& name, const std::string& version, std::string* available) const {
+  auto it = models.find(name);
+  if (it != models.end()) {
+    if (version.empty()) return it->second.rbegin()->second.bundle.get();
+    auto v = it->second.find(version);
+    if (v != it->second.end()) return v->second.bundle.get();
+  }
+  for (const auto& [n, vs] : models)
+    for (const auto& [v, m] : vs) *available += (available->empty() ? "" : ", ") + n + " " + v;
+  return nullptr;
+}
+
+void ServerState::accept() {
+  acceptor.async_accept(asio::make_strand(io), [this](std::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      detail::logger()->warn("accept failed: {}", ec.message());
+    } else {
+      ++accepted;
+      std::shared_ptr<Connection> c;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (connections.size() >= opt.max_connections) {
+          ++rejected;
+          std::error_code ignored;
+          socket.close(ignored);
+        } else {
+          c = std::make_shared<Connection>(this, std::move(socket));
+          connections.insert(c);
+        }
+      }
+      if (c) c->start();
+    }
+    accept();
+  });
+}
+
+void ServerState::schedule_summary() {
+  if (opt.summary_interval_ms == 0) return;
+  summary_timer.expires_after(std::chrono::milliseconds(opt.summary_interval_ms));
+  summary_timer.async_wait([this](std::error_code ec) {
+    if (ec) return;
+    detail::logger()->info("summary: {} connections open, {} accepted, {} requests ok, {} failed, {} protocol errors, "
+                           "{} bytes in, {} bytes out",
+                           open.load(), accepted.load(), ok.load(), failed.load(), proto_errors.load(), rx.load(),
+                           tx.load());
+    schedule_summary();
+  });
+}
+
+Connection::Connection(ServerState* server, tcp::socket socket)
+    : server_(server), socket_(std::move(socket)), strand_(socket_.get_executor()), timer_(socket_.get_executor()) {
+  std::error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  socket_.set_option(tcp::no_delay(true), ec);
+}
+
+void Connection::start() {
+  ++server_->open;
+  detail::logger()->info("connection from {}", peer_);
+  asio::dispatch(strand_, [self = shared_from_this()] {
+    self->arm_timer(self->server_->opt.handshake_timeout_ms, "handshake timeout");
+    self->read_header();
+  });
+}
+
+void Connection::arm_timer(uint32_t ms, const char* why) {
+  timer_.expires_after(std::chrono::milliseconds(ms));
+  timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this(), why](std::error_code ec) {
+    if (ec) return;  // re-armed or cancelled
+    detail::logger()->info("closing {}: {}", self->peer_, why);
+    self->do_close();
+  }));
+}
+
+void Connection::read_header() {
+  if (closing_) return;
+  asio::async_read(socket_, asio::buffer(header_buf_),
+                   asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, size_t n) {
+                     if (ec) return self->do_close();
+                     self->server_->rx += n;
+                     const uint32_t limit = self->hello_done_ ? self->server_->opt.max_frame_bytes : proto::kMaxHelloBody;
+                     Status st = proto::decode_header(self->header_buf_.data(), n, limit, &self->header_);
+                     if (!st.ok()) {
+                       ++self->server_->proto_errors;
+                       return self->fail(st);
+                     }
+                     self->arm_timer(self->server_->opt.frame_timeout_ms, "frame not completed in time");
+                     self->read_body();
+                   }));
+}
+
+void Connection::read_body() {
+  body_.resize(header_.body_length);
+  asio::async_read(socket_, asio::buffer(body_),
+                   asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, size_t n) {
+                     if (ec) return self->do_close();
+                     self->server_->rx += n;
+                     Status st = proto::check_body(self->header_, self->body_.data(), self->body_.size());
+                     if (!st.ok()) {
+                       ++self->server_->proto_errors;
+                       return self->fail(st);
+                     }
+                     self->on_frame();
+                   }));
+}
+
+void Connection::on_frame() {
+  using proto::FrameType;
+  if (!hello_done_ && header_.type != FrameType::kHello) {
+    ++server_->proto_errors;
+    return fail(invalid_argument("the first frame must be a hello, got type ", int(header_.type)));
+  }
+  switch (header_.type) {
+    case FrameType::kHello:
+      if (hello_done_) {
+        ++server_->proto_errors;
+        return fail(invalid_argument("a second hello on one connection"));
+      }
+      handle_hello();
+      break;
+    case FrameType::kRequest:
+      handle_request();
+      break;
+    case FrameType::kPing: {
+      uint64_t nonce;
+      Status st = proto::decode_u64(body_.data(), body_.size(), &nonce);
+      if (!st.ok()) {
+        ++server_->proto_errors;
+        return fail(st);
+      }
+      send(FrameType::kPong, proto::encode_u64(nonce));
+      break;
+    }
+    default:
+      ++server_->proto_errors;
+      return fail(invalid_argument("frame type ", int(header_.type), " is not accepted by the server"));
+  }
+  if (closing_) return;
+  arm_timer(server_->opt.idle_timeout_ms, "idle timeout");
+  read_header();
+}
+
+void Connection::handle_hello() {
+  proto::Hello h;
+  Status st = proto::decode_hello(body_.data(), body_.size(), &h);
+  if (!st.ok()) {
+    ++server_->proto_errors;
+    return fail(st);
+  }
+  if (h.major != proto::kVersionMajor)
+    return fail(Status(StatusCode::kFailedPrecondition,
+                       cat("protocol version ", h.major, ".", h.minor, " is not supported; the server speaks ",
+                           proto::kVersionMajor, ".", proto::kVersionMinor)));
+  std::string available;
+  bundle_ = server_->find(h.model, h.version, &available);
+  if (!bundle_)
+    return fail(detail::not_found("model \"", h.model, "\"", h.version.empty() ? "" : " version \"" + h.version + "\"",
+                                  " is not served; available: ", available));
+  const auto& m = bundle_->manifest();
+  proto::HelloReply r;
+  r.max_frame = server_->opt.max_frame_bytes;
+  r.model = m.name;
+  r.version = m.version;
+  r.input_shape = m.input.shape;
+  for (size_t i = 0; i < m.splits.size(); ++i) {
+    if (!h.split.empty() && m.splits[i].id != h.split) continue;
+    proto::SplitInfo s;
+    s.index = uint16_t(split_map_.size());
+    s.id = m.splits[i].id;
+    s.codec = m.splits[i].codec;
+    s.bottleneck_shape = m.splits[i].bottleneck_shape;
+    r.splits.push_back(s);
+    split_map_.push_back(int(i));
+  }
+  if (!h.split.empty() && split_map_.empty()) {
+    std::string ids;
+    for (const auto& s : m.splits) ids += (ids.empty() ? "" : ", ") + s.id;
+    return fail(detail::not_found("split \"", h.split, "\" is not in model ", m.name, " ", m.version, "; available: ", ids));
+  }
+  hello_done_ = true;
+  detail::logger()->info("{} uses {} {} ({} splits)", peer_, m.name, m.version, r.splits.size());
+  send(proto::FrameType::kHelloReply, proto::encode_hello_reply(r));
+}
+
+void Connection::handle_request() {
+  auto req = std::make_shared<proto::Request>();
+  Status st = proto::decode_request(body_.data(), body_.size(), req.get());
+  if (!st.ok()) {
+    // The frame was well delimited and its CRC right: reject the request, keep the connection.
+    ++server_->failed;
+    send(proto::FrameType::kError, proto::encode_error({req->id, st.code(), st.message()}));
+    return;
+  }
+  if (in_flight_.load() >= server_->opt.max_in_flight_per_connection) {
+    ++server_->failed;
+    send(proto::FrameType::kError,
+         proto::encode_error({req->id, StatusCode::kResourceExhausted,
+                              cat("more than ", server_->opt.max_in_flight_per_connection, " requests in flight")}));
+    return;
+  }
+  ++in_flight_;
+  const auto arrival = Clock::now();
+  uint32_t budget_ms = server_->opt.default_deadline_ms;
+  if (req->deadline_us != 0) budget_ms = std::min<uint32_t>(budget_ms, (req->deadline_us + 999) / 1000);
+  const auto deadline = arrival + std::chrono::microseconds(req->deadline_us != 0 ? std::min<uint64_t>(req->deadline_us, uint64_t(budget_ms) * 1000) : uint64_t(budget_ms) * 1000);
+  asio::post(*server_->workers, [self = shared_from_this(), req, arrival, deadline, bundle = bundle_,
+                                 split_map = split_map_] {
+    auto reply_error = [&](const Status& s) {
+      ++self->server_->failed;
+      self->send(proto::FrameType::kError, proto::encode_error({req->id, s.code(), s.message()}));
+      self->finish_request();
+    };
+    const auto start = Clock::now();
+    if (start > deadline) return reply_error(detail::deadline_exceeded("deadline passed while queued"));
+    const auto& m = bundle->manifest();
+    Tensor x;
+    Status st = decode(req->tensor, &x);
+    if (!st.ok()) return reply_error(st);
+    Result<Tensor> out = Status();
+    if (req->split == proto::kSplitFull) {
+      if (req->tensor.codec.kind == CodecKind::kImageU8) {
+        st = normalize_input(m.input, &x);
+        if (!st.ok()) return reply_error(st);
+      }
+      out = bundle->run_full(x);
+    } else if (req->split >= split_map.size()) {
+      return reply_error(detail::not_found("split index ", req->split, " was not agreed in the handshake (",
+                                           split_map.size(), " splits)"));
+    } else {
+      if (req->tensor.codec.kind == CodecKind::kImageU8)
+        return reply_error(invalid_argument("codec u8image is only for the full model (split 0xFFFF)"));
+      out = bundle->run_tail(size_t(split_map[req->split]), x);
+    }
+    if (!out.ok()) return reply_error(out.status());
+    const auto end = Clock::now();
+    proto::Response r;
+    r.id = req->id;
+    r.queue_us = uint32_t(std::chrono::duration_cast<std::chrono::microseconds>(start - arrival).count());
+    r.tail_us = uint32_t(std::chrono::duration_cast<std::chrono::microseconds>(end - start).count());
+    if (req->top_k == 0) {
+      r.has_tensor = true;
+      r.output = std::move(*out);
+    } else {
+      r.top = top_k(*out, req->top_k);
+    }
+    ++self->server_->ok;
+    self->send(proto::FrameType::kResponse, proto::encode_response(r));
+    self->finish_request();
+  });
+}
+
+void Connection::finish_request() { --in_flight_; }
+
+void Connection::fail(const Status& st, uint64_t request_id) {
+  detail::logger()->info("closing {}: {}", peer_, st.to_string());
+  send(proto::FrameType::kError, proto::encode_error({request_id, st.code(), st.message()}), /*close_after=*/true);
+}
+
+void Connection::send(proto::FrameType type, std::vector<uint8_t> body, bool close_after) {
+  std::vector<uint8_t> frame;
+  frame.reserve(proto::kHeaderSize + body.size());
+  proto::append_frame(type, body, &frame);
+  asio::dispatch(strand_, [self = shared_from_this(), frame = std::move(frame), close_after]() mutable {
+    if (self->closing_) return;
+    self->write_queue_.push_back(std::move(frame));
+    if (close_after) {
+      self->close_after_write_ = true;
+      std::error_code ignored;
+      self->socket_.shutdown(tcp::socket::shutdown_receive, ignored);
+    }
+    if (!self->writing_) self->do_write();
+  });
+}
+
+void Connection::do_write() {
+  if (write_queue_.empty()) {
+    writing_ = false;
+    if (close_after_write_) do_close();
+    return;
+  }
+  writing_ = true;
+  asio::async_write(socket_, asio::buffer(write_queue_.front()),
+                    asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, size_t n) {
+                      self->server_->tx += n;
+                      self->write_queue_.pop_front();
+                      if (ec) return self->do_close();
+                      self->do_write();
+                    }));
+}
+
+void Connection::close() {
+  asio::dispatch(strand_, [self = shared_from_this()] { self->do_close(); });
+}
+
+void Connection::do_close() {
+  if (closing_) return;
+  closing_ = true;
+  std::error_code ignored;
+  timer_.cancel();
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  write_queue_.clear();
+  --server_->open;
+  detail::logger()->info("connection {} closed", peer_);
+  server_->remove(shared_from_this());
+}
+
+struct Server::Impl : ServerState {};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() { stop(); }
+
+Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
+  if (o.io_threads < 1 || o.io_threads > 64) return invalid_argument("io_threads must be in [1, 64], got ", o.io_threads);
+  if (o.workers < 1 || o.workers > 256) return invalid_argument("workers must be in [1, 256], got ", o.workers);
+  if (o.torch_threads < 1 || o.torch_threads > 256)
+    return invalid_argument("torch_threads must be in [1, 256], got ", o.torch_threads);
+  if (o.max_frame_bytes < 1024) return invalid_argument("max_frame_bytes must be at least 1024, got ", o.max_frame_bytes);
+  if (o.max_connections < 1) return invalid_argument("max_connections must be at least 1");
+  auto hp = net::parse_host_port(o.listen);
+  if (!hp.ok()) return hp.status();
+  auto impl = std::make_unique<Impl>();
+  impl->opt = o;
+  LIBSPLIT_RETURN_IF_ERROR(impl->load_models());
+  try {
+    std::error_code ec;
+    auto addr = asio::ip::make_address(hp->host, ec);
+    if (ec) return invalid_argument("listen address \"", hp->host, "\" is not an IP address");
+    tcp::endpoint ep(addr, hp->port);
+    impl->acceptor.open(ep.protocol());
+    impl->acceptor.set_option(tcp::acceptor::reuse_address(true));
+    impl->acceptor.bind(ep, ec);
+    if (ec) return detail::unavailable("cannot listen on ", o.listen, ": ", ec.message());
+    impl->acceptor.listen(asio::socket_base::max_listen_connections);
+    impl->port = impl->acceptor.local_endpoint().port();
+  } catch (const std::exception& e) {
+    return detail::unavailable("cannot listen on ", o.listen, ": ", e.what());
+  }
+  impl->workers = std::make_unique<asio::thread_pool>(size_t(o.workers));
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+uint16_t Server::port() const { return impl_->port; }
+
+Status Server::start() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->started) return detail::failed_precondition("server already started");
+  impl_->started = true;
+  impl_->accept();
+  impl_->schedule_summary();
+  for (int i = 0; i < impl_->opt.io_threads; ++i) impl_->io_threads.emplace_back([this] { impl_->io.run(); });
+  detail::logger()->info("listening on {} (port {})", impl_->opt.listen, impl_->port);
+  return {};
+}
+
+void Server::stop() {
+  std::vector<std::shared_ptr<Connection>> conns;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+    conns.assign(impl_->connections.begin(), impl_->connections.end());
+  }
+  asio::post(impl_->io, [this] {
+    std::error_code ignored;
+    impl_->acceptor.close(ignored);
+    impl_->summary_timer.cancel();
+  });
+  for (auto& c : conns) c->close();
+  impl_->workers->join();  // finishes queued tails; their replies go nowhere once closed
+  impl_->work.reset();
+  impl_->io.stop();
+  for (auto& t : impl_->io_threads)
+    if (t.joinable()) t.join();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->connections.clear();
+  }
+  impl_->stopped_cv.notify_all();
+}
+
+void Server::wait() {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->stopped_cv.wait(lock, [this] { return impl_->stopped && impl_->connections.empty(); });
+}
+
+ServerStats Server::stats() const {
+  ServerStats s;
+  s.connections_accepted = impl_->accepted;
+  s.connections_open = impl_->open;
+  s.connections_rejected = impl_->rejected;
+  s.requests_ok = impl_->ok;
+  s.requests_failed = impl_->failed;
+  s.protocol_errors = impl_->proto_errors;
+  s.bytes_received = impl_->rx;
+  s.bytes_sent = impl_->tx;
+  return s;
+}
+
+}  // namespace libsplit

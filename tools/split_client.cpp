@@ -1,0 +1,288 @@
+// split-client: runs a bundle's head on this device and the tail on split-server (or the whole
+// model locally, or offloads the input), over images, a directory, an IDX file or a camera.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <dirent.h>
+#include <fstream>
+#include <map>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+
+#include "libsplit/libsplit.h"
+
+#ifdef LIBSPLIT_WITH_OPENCV
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+#endif
+
+namespace {
+
+using libsplit::Result;
+using libsplit::Status;
+using libsplit::Tensor;
+
+bool is_dir(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+bool exists(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0;
+}
+bool has_image_ext(std::string n) {
+  std::transform(n.begin(), n.end(), n.begin(), ::tolower);
+  for (const char* e : {".png", ".jpg", ".jpeg", ".bmp"})
+    if (n.size() > strlen(e) && n.compare(n.size() - strlen(e), strlen(e), e) == 0) return true;
+  return false;
+}
+
+// Yields pixel tensors one by one from whatever --input names.
+class InputSource {
+ public:
+  static Result<std::unique_ptr<InputSource>> open(const std::string& input, const libsplit::InputSpec& spec) {
+    auto s = std::unique_ptr<InputSource>(new InputSource(spec));
+    if (is_dir(input)) {
+      DIR* d = ::opendir(input.c_str());
+      if (!d) return Status(libsplit::StatusCode::kNotFound, input + ": cannot list directory");
+      while (dirent* e = ::readdir(d))
+        if (has_image_ext(e->d_name)) s->files_.push_back(input + "/" + e->d_name);
+      ::closedir(d);
+      std::sort(s->files_.begin(), s->files_.end());
+      if (s->files_.empty()) return Status(libsplit::StatusCode::kNotFound, input + ": no .png/.jpg/.jpeg/.bmp files");
+      s->count_ = int64_t(s->files_.size());
+    } else if (exists(input) && has_image_ext(input)) {
+      s->files_.push_back(input);
+      s->count_ = 1;
+    } else if (exists(input)) {
+      auto idx = libsplit::IdxFile::open(input);
+      if (!idx.ok()) return idx.status();
+      const auto& dims = idx->dims();
+      if (dims.size() != 3 || dims[1] != spec.shape[2] || dims[2] != spec.shape[3] || spec.shape[1] != 1)
+        return Status(libsplit::StatusCode::kInvalidArgument,
+                      input + ": IDX images of shape " + libsplit::shape_to_string(dims) +
+                          " do not fit the model input " + libsplit::shape_to_string(spec.shape));
+      s->count_ = idx->count();
+      s->idx_ = std::move(*idx);
+    } else if (!input.empty() && input.find_first_not_of("0123456789") == std::string::npos) {
+#ifdef LIBSPLIT_WITH_OPENCV
+      s->camera_ = std::make_unique<cv::VideoCapture>(std::stoi(input));
+      if (!s->camera_->isOpened())
+        return Status(libsplit::StatusCode::kNotFound, "camera " + input + " cannot be opened");
+      s->count_ = -1;
+#else
+      return Status(libsplit::StatusCode::kFailedPrecondition, "camera input needs OpenCV");
+#endif
+    } else {
+      return Status(libsplit::StatusCode::kNotFound, input + ": no such file, directory or camera index");
+    }
+    return s;
+  }
+
+  int64_t count() const { return count_; }  // -1 = endless (camera)
+  std::string name(int64_t i) const { return files_.empty() ? "#" + std::to_string(i) : files_[size_t(i)]; }
+
+  Result<Tensor> get(int64_t i) {
+    if (idx_) {
+      const auto& sp = spec_;
+      return libsplit::pixels_to_tensor(idx_->record(i), int(sp.shape[2]), int(sp.shape[3]), 1, sp);
+    }
+#ifdef LIBSPLIT_WITH_OPENCV
+    if (camera_) {
+      cv::Mat frame, conv;
+      if (!camera_->read(frame) || frame.empty()) return Status(libsplit::StatusCode::kUnavailable, "camera gave no frame");
+      if (spec_.channel_order == "gray") cv::cvtColor(frame, conv, cv::COLOR_BGR2GRAY);
+      else if (spec_.channel_order == "rgb") cv::cvtColor(frame, conv, cv::COLOR_BGR2RGB);
+      else conv = frame;
+      cv::resize(conv, conv, cv::Size(int(spec_.shape[3]), int(spec_.shape[2])), 0, 0, cv::INTER_AREA);
+      return libsplit::pixels_to_tensor(conv.data, conv.rows, conv.cols, conv.channels(), spec_);
+    }
+#endif
+    return libsplit::load_image_file(files_[size_t(i)], spec_);
+  }
+
+ private:
+  explicit InputSource(const libsplit::InputSpec& spec) : spec_(spec) {}
+  libsplit::InputSpec spec_;
+  std::vector<std::string> files_;
+  std::optional<libsplit::IdxFile> idx_;
+#ifdef LIBSPLIT_WITH_OPENCV
+  std::unique_ptr<cv::VideoCapture> camera_;
+#endif
+  int64_t count_ = 0;
+};
+
+struct Percentiles {
+  double p50 = 0, p90 = 0, p99 = 0, max = 0;
+};
+Percentiles percentiles(std::vector<double> v) {
+  Percentiles p;
+  if (v.empty()) return p;
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, size_t(std::ceil(q * double(v.size())) - 1))]; };
+  p.p50 = at(0.50);
+  p.p90 = at(0.90);
+  p.p99 = at(0.99);
+  p.max = v.back();
+  return p;
+}
+
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "split-client: %s\n", msg.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string server = "127.0.0.1:7070", bundle_dir, split = "", input, labels_path, json_path, log_level = "warn";
+  std::string device = "cpu";
+  int64_t limit = -1;
+  int top_k = 5, threads = 1;
+  uint32_t deadline_ms = 5000;
+  bool quiet = false;
+  CLI::App app{"split-client: split inference on the device with the tail on split-server"};
+  app.add_option("--server", server, "split-server address HOST:PORT")->capture_default_str();
+  app.add_option("--bundle", bundle_dir, "Bundle directory (manifest.json + TorchScript files)")->required();
+  app.add_option("--split", split, "Split id from the manifest, 'local' (whole model here) or 'offload' (input to the server); default: the manifest's first split");
+  app.add_option("--input", input, "Image file, directory of images, IDX images file, or camera index")->required();
+  app.add_option("--labels", labels_path, "IDX labels file, to report accuracy");
+  app.add_option("--limit", limit, "Process at most N inputs (default: all; camera: 100)");
+  app.add_option("--json", json_path, "Write the summary as JSON to this file");
+  app.add_option("--top-k", top_k, "Classes to return per input")->capture_default_str()->check(CLI::Range(1, 255));
+  app.add_option("--deadline-ms", deadline_ms, "Deadline of each request")->capture_default_str();
+  app.add_option("--threads", threads, "LibTorch intra-op threads on the device")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--device", device, "cpu, or cuda[:N] where LibTorch has CUDA")->capture_default_str();
+  app.add_flag("--quiet", quiet, "Print only the summary, not one line per input");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  libsplit::LogLevel level;
+  if (!libsplit::parse_log_level(log_level, &level)) return fail("--log-level \"" + log_level + "\" is not a level");
+  libsplit::set_log_level(level);
+
+  auto manifest = libsplit::load_manifest(bundle_dir);
+  if (!manifest.ok()) return fail(manifest.status().to_string());
+  if (split.empty()) split = manifest->splits.empty() ? "local" : manifest->splits[0].id;
+  auto strategy = libsplit::Strategy::parse(split, *manifest);
+  if (!strategy.ok()) return fail(strategy.status().to_string());
+
+  libsplit::BundleOptions bo;
+  bo.device = device;
+  bo.load_tails = false;
+  bo.intra_op_threads = threads;
+  bo.load_full = strategy->kind == libsplit::Strategy::Kind::kLocal;
+  bo.load_heads = strategy->kind == libsplit::Strategy::Kind::kSplit;
+  auto bundle = libsplit::Bundle::open(bundle_dir, bo);
+  if (!bundle.ok()) return fail(bundle.status().to_string());
+  const auto& m = (*bundle)->manifest();
+
+  std::unique_ptr<libsplit::Client> client;
+  if (strategy->kind != libsplit::Strategy::Kind::kLocal) {
+    libsplit::ClientOptions co;
+    co.server = server;
+    co.model = m.name;
+    co.version = m.version;
+    co.default_deadline_ms = deadline_ms;
+    auto c = libsplit::Client::connect(co);
+    if (!c.ok()) return fail(c.status().to_string());
+    client = std::move(*c);
+  }
+  auto session = libsplit::SplitSession::create(bundle->get(), client.get());
+  if (!session.ok()) return fail(session.status().to_string());
+
+  auto source = InputSource::open(input, m.input);
+  if (!source.ok()) return fail(source.status().to_string());
+  std::optional<libsplit::IdxFile> labels;
+  if (!labels_path.empty()) {
+    auto l = libsplit::IdxFile::open(labels_path);
+    if (!l.ok()) return fail(l.status().to_string());
+    if (l->dims().size() != 1) return fail(labels_path + ": expected a 1-D IDX labels file");
+    labels = std::move(*l);
+  }
+  int64_t n = (*source)->count();
+  if (n < 0) n = limit >= 0 ? limit : 100;
+  if (limit >= 0) n = std::min(n, limit);
+  if (labels && labels->count() < n)
+    return fail(labels_path + ": has " + std::to_string(labels->count()) + " labels for " + std::to_string(n) + " inputs");
+
+  std::vector<double> head, encode, network, tail, total;
+  int64_t ok = 0, failures = 0, correct = 0;
+  size_t wire_bytes = 0, payload_bytes = 0;
+  std::map<std::string, int64_t> errors;
+  for (int64_t i = 0; i < n; ++i) {
+    auto pixels = (*source)->get(i);
+    if (!pixels.ok()) {
+      ++failures;
+      std::fprintf(stderr, "split-client: %s: %s\n", (*source)->name(i).c_str(), pixels.status().to_string().c_str());
+      continue;
+    }
+    auto r = (*session)->run(*pixels, *strategy, top_k);
+    if (!r.ok()) {
+      ++failures;
+      ++errors[libsplit::status_code_name(r.status().code())];
+      std::fprintf(stderr, "split-client: %s: %s\n", (*source)->name(i).c_str(), r.status().to_string().c_str());
+      continue;
+    }
+    ++ok;
+    head.push_back(r->head_us / 1000);
+    encode.push_back(r->encode_us / 1000);
+    network.push_back(r->network_us / 1000);
+    tail.push_back(r->tail_us / 1000);
+    total.push_back(r->total_us / 1000);
+    wire_bytes += r->request_bytes;
+    payload_bytes += r->payload_bytes;
+    const uint32_t pred = r->top.empty() ? 0 : r->top[0].index;
+    int label = -1;
+    if (labels) {
+      label = labels->record(i)[0];
+      correct += int(pred) == label;
+    }
+    if (!quiet) {
+      std::printf("%s\t%s\t%.3f", (*source)->name(i).c_str(), pred < m.labels.size() ? m.labels[pred].c_str() : "?",
+                  r->top.empty() ? 0.0 : r->top[0].score);
+      if (labels) std::printf("\tlabel=%s", label < int(m.labels.size()) ? m.labels[size_t(label)].c_str() : "?");
+      std::printf("\t%s\t%.3f ms\n", r->strategy.c_str(), r->total_us / 1000);
+    }
+  }
+
+  const auto ph = percentiles(head), pe = percentiles(encode), pn = percentiles(network), pt = percentiles(tail),
+             pa = percentiles(total);
+  const double accuracy = ok ? 100.0 * double(correct) / double(ok) : 0.0;
+  const double wire_per = ok ? double(wire_bytes) / double(ok) : 0.0;
+  const double payload_per = ok ? double(payload_bytes) / double(ok) : 0.0;
+  std::printf("\n%s %s, strategy %s: %lld requests, %lld failures\n", m.name.c_str(), m.version.c_str(),
+              split.c_str(), (long long)ok, (long long)failures);
+  if (labels) std::printf("accuracy: %.2f%% (%lld/%lld)\n", accuracy, (long long)correct, (long long)ok);
+  std::printf("wire bytes per request: %.1f (payload %.1f, raw input %lld)\n", wire_per, payload_per,
+              (long long)libsplit::Tensor::element_count(m.input.shape));
+  std::printf("latency ms      p50      p90      p99      max\n");
+  auto row = [](const char* name, const Percentiles& p) {
+    std::printf("  %-8s %8.3f %8.3f %8.3f %8.3f\n", name, p.p50, p.p90, p.p99, p.max);
+  };
+  row("head", ph);
+  row("encode", pe);
+  row("network", pn);
+  row("tail", pt);
+  row("total", pa);
+
+  if (!json_path.empty()) {
+    std::ofstream f(json_path);
+    if (!f) return fail(json_path + ": cannot write");
+    auto jp = [](const Percentiles& p) {
+      char b[200];
+      std::snprintf(b, sizeof b, "{\"p50\": %.4f, \"p90\": %.4f, \"p99\": %.4f, \"max\": %.4f}", p.p50, p.p90, p.p99, p.max);
+      return std::string(b);
+    };
+    f << "{\n  \"bundle\": \"" << m.name << "\",\n  \"version\": \"" << m.version << "\",\n  \"strategy\": \"" << split
+      << "\",\n  \"requests\": " << ok << ",\n  \"failures\": " << failures << ",\n";
+    if (labels) f << "  \"accuracy\": " << accuracy << ",\n  \"correct\": " << correct << ",\n";
+    f << "  \"wire_bytes_per_request\": " << wire_per << ",\n  \"payload_bytes_per_request\": " << payload_per
+      << ",\n  \"latency_ms\": {\n    \"head\": " << jp(ph) << ",\n    \"encode\": " << jp(pe) << ",\n    \"network\": "
+      << jp(pn) << ",\n    \"tail\": " << jp(pt) << ",\n    \"total\": " << jp(pa) << "\n  }\n}\n";
+  }
+  return failures == 0 ? 0 : 3;
+}

@@ -1,0 +1,77 @@
+// split-server: the edge daemon. Parses flags, sets up logging, runs libsplit::Server until
+// SIGINT/SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "libsplit/log.h"
+#include "libsplit/server.h"
+
+namespace {
+int wait_for_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals in every thread; main waits for them with sigwait.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  libsplit::ServerOptions o;
+  std::string log_level = "info";
+  CLI::App app{"split-server: serves the tails of split models to devices (libsplit edge daemon)"};
+  app.add_option("--models", o.models_dir, "Directory of bundles (or one bundle directory)")->required();
+  app.add_option("--listen", o.listen, "Address to listen on, HOST:PORT (port 0 = any free port)")->capture_default_str();
+  app.add_option("--threads", o.workers, "Worker threads running tails")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--io-threads", o.io_threads, "Network I/O threads")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--torch-threads", o.torch_threads, "LibTorch intra-op threads per forward pass")
+      ->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--device", o.device, "cpu, or cuda[:N] where LibTorch has CUDA")->capture_default_str();
+  app.add_option("--max-frame-bytes", o.max_frame_bytes, "Largest accepted frame body in bytes")->capture_default_str();
+  app.add_option("--max-connections", o.max_connections, "Connections beyond this are closed at once")->capture_default_str();
+  app.add_option("--max-in-flight", o.max_in_flight_per_connection, "Requests in flight per connection")->capture_default_str();
+  app.add_option("--idle-timeout-ms", o.idle_timeout_ms, "Close connections idle this long")->capture_default_str();
+  app.add_option("--handshake-timeout-ms", o.handshake_timeout_ms, "Hello must arrive within this")->capture_default_str();
+  app.add_option("--default-deadline-ms", o.default_deadline_ms, "Longest a request may take")->capture_default_str();
+  app.add_option("--summary-interval-ms", o.summary_interval_ms, "Period of the summary log line (0 = off)")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  libsplit::LogLevel level;
+  if (!libsplit::parse_log_level(log_level, &level)) {
+    std::fprintf(stderr, "split-server: --log-level \"%s\" is not one of trace, debug, info, warn, error, off\n", log_level.c_str());
+    return 2;
+  }
+  libsplit::set_log_level(level);
+  auto server = libsplit::Server::create(o);
+  if (!server.ok()) {
+    std::fprintf(stderr, "split-server: %s\n", server.status().to_string().c_str());
+    return 1;
+  }
+  if (auto st = (*server)->start(); !st.ok()) {
+    std::fprintf(stderr, "split-server: %s\n", st.to_string().c_str());
+    return 1;
+  }
+  std::printf("split-server: listening on port %u\n", unsigned((*server)->port()));
+  std::fflush(stdout);
+  const int sig = wait_for_signal();
+  std::fprintf(stderr, "split-server: signal %d, stopping\n", sig);
+  (*server)->stop();
+  const auto s = (*server)->stats();
+  std::fprintf(stderr, "split-server: served %llu requests (%llu failed) on %llu connections\n",
+               (unsigned long long)s.requests_ok, (unsigned long long)s.requests_failed,
+               (unsigned long long)s.connections_accepted);
+  return 0;
+}
