@@ -1,0 +1,234 @@
+// Through a real split-server on loopback: every split's predictions equal in-process head ->
+// 8-bit quantization -> tail on 1,000 test images; local and offload equal the full model.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+
+#include "libsplit/libsplit.h"
+
+namespace {
+
+const std::string kBundle = std::string(LIBSPLIT_MODELS_DIR) + "/fmnist-resnet";
+constexpr int kImages = 1000;
+
+class EndToEnd : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    libsplit::ServerOptions so;
+    so.models_dir = LIBSPLIT_MODELS_DIR;
+    so.listen = "127.0.0.1:0";
+    so.workers = 2;
+    auto s = libsplit::Server::create(so);
+    ASSERT_TRUE(s.ok()) << s.status().to_string();
+    server_ = s->release();
+    ASSERT_TRUE(server_->start().ok());
+    auto b = libsplit::Bundle::open(kBundle);
+    ASSERT_TRUE(b.ok()) << b.status().to_string();
+    bundle_ = b->release();
+    auto idx = libsplit::IdxFile::open(std::string(LIBSPLIT_FMNIST_DIR) + "/t10k-images-idx3-ubyte.gz");
+    ASSERT_TRUE(idx.ok()) << idx.status().to_string();
+    images_ = new libsplit::IdxFile(std::move(*idx));
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete bundle_;
+    delete images_;
+  }
+  std::unique_ptr<libsplit::Client> connect(const std::string& split = "") {
+    libsplit::ClientOptions co;
+    co.server = "127.0.0.1:" + std::to_string(server_->port());
+    co.model = bundle_->manifest().name;
+    co.split = split;
+    auto c = libsplit::Client::connect(co);
+    EXPECT_TRUE(c.ok()) << c.status().to_string();
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+  libsplit::Tensor pixels(int i) {
+    auto t = libsplit::pixels_to_tensor(images_->record(i), 28, 28, 1, bundle_->manifest().input);
+    EXPECT_TRUE(t.ok());
+    return *t;
+  }
+  static libsplit::Server* server_;
+  static libsplit::Bundle* bundle_;
+  static libsplit::IdxFile* images_;
+};
+libsplit::Server* EndToEnd::server_ = nullptr;
+libsplit::Bundle* EndToEnd::bundle_ = nullptr;
+libsplit::IdxFile* EndToEnd::images_ = nullptr;
+
+uint32_t argmax(const libsplit::Tensor& t) { return libsplit::top_k(t, 1).at(0).index; }
+
+TEST_F(EndToEnd, EverySplitThroughServerEqualsInProcessHeadQuantizedTail) {
+  auto client = connect();
+  ASSERT_TRUE(client);
+  auto session = libsplit::SplitSession::create(bundle_, client.get());
+  ASSERT_TRUE(session.ok());
+  const auto& m = bundle_->manifest();
+  for (size_t s = 0; s < m.splits.size(); ++s) {
+    SCOPED_TRACE(m.splits[s].id);
+    libsplit::Strategy st{libsplit::Strategy::Kind::kSplit, s};
+    int mismatches = 0;
+    for (int i = 0; i < kImages; ++i) {
+      auto px = pixels(i);
+      auto x = px;
+      ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
+      auto z = bundle_->run_head(s, x);
+      ASSERT_TRUE(z.ok());
+      libsplit::EncodedTensor enc;
+      ASSERT_TRUE(libsplit::encode(*z, m.splits[s].codec, &enc).ok());
+      libsplit::Tensor zq;
+      ASSERT_TRUE(libsplit::decode(enc, &zq).ok());
+      auto y = bundle_->run_tail(s, zq);
+      ASSERT_TRUE(y.ok());
+      auto r = (*session)->run(px, st, 3);
+      ASSERT_TRUE(r.ok()) << "image " << i << ": " << r.status().to_string();
+      mismatches += r->top.at(0).index != argmax(*y);
+      EXPECT_NEAR(r->top.at(0).score, libsplit::top_k(*y, 1)[0].score, 1e-4);
+      EXPECT_LE(r->request_bytes, r->payload_bytes + 64);  // the wire-overhead bar
+    }
+    EXPECT_EQ(mismatches, 0);
+  }
+}
+
+TEST_F(EndToEnd, LocalAndOffloadEqualTheFullModel) {
+  auto client = connect();
+  ASSERT_TRUE(client);
+  auto session = libsplit::SplitSession::create(bundle_, client.get());
+  ASSERT_TRUE(session.ok());
+  const auto& m = bundle_->manifest();
+  int local_mismatch = 0, offload_mismatch = 0;
+  for (int i = 0; i < kImages; ++i) {
+    auto px = pixels(i);
+    auto x = px;
+    ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
+    auto y = bundle_->run_full(x);
+    ASSERT_TRUE(y.ok());
+    const uint32_t want = argmax(*y);
+    auto local = (*session)->run(px, {libsplit::Strategy::Kind::kLocal, 0});
+    ASSERT_TRUE(local.ok());
+    auto off = (*session)->run(px, {libsplit::Strategy::Kind::kOffload, 0});
+    ASSERT_TRUE(off.ok()) << off.status().to_string();
+    local_mismatch += local->top[0].index != want;
+    offload_mismatch += off->top[0].index != want;
+    EXPECT_EQ(off->payload_bytes, 784u);
+  }
+  EXPECT_EQ(local_mismatch, 0);
+  EXPECT_EQ(offload_mismatch, 0);
+}
+
+TEST_F(EndToEnd, ManyRequestsInFlightOnOneConnection) {
+  auto client = connect();
+  ASSERT_TRUE(client);
+  const auto& m = bundle_->manifest();
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0, ok = 0;
+  constexpr int kN = 64;
+  std::vector<libsplit::EncodedTensor> encoded(kN);
+  for (int i = 0; i < kN; ++i) {
+    auto x = pixels(i);
+    ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
+    auto z = bundle_->run_head(0, x);
+    ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &encoded[size_t(i)]).ok());
+  }
+  for (int i = 0; i < kN; ++i)
+    client->infer_async(uint16_t(client->find_split(m.splits[0].id)), encoded[size_t(i)], 1, 10000,
+                        [&](libsplit::Result<libsplit::Reply> r) {
+                          std::lock_guard<std::mutex> lock(mu);
+                          ++done;
+                          ok += r.ok();
+                          cv.notify_all();
+                        });
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return done == kN; }));
+  EXPECT_EQ(ok, kN);
+}
+
+TEST_F(EndToEnd, WholeOutputTensorWhenTopKIsZero) {
+  auto client = connect();
+  const auto& m = bundle_->manifest();
+  auto x = pixels(0);
+  ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
+  auto z = bundle_->run_head(0, x);
+  libsplit::EncodedTensor enc;
+  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
+  auto r = client->infer(uint16_t(client->find_split(m.splits[0].id)), enc, 0);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->output.shape, m.output_shape);
+}
+
+TEST_F(EndToEnd, BadRequestsGetErrorsAndTheConnectionKeepsWorking) {
+  auto client = connect();
+  const auto& m = bundle_->manifest();
+  libsplit::EncodedTensor wrong;
+  libsplit::Tensor t{{1, 3, 7, 7}, std::vector<float>(147, 1.0f)};
+  ASSERT_TRUE(libsplit::encode(t, {libsplit::CodecKind::kQuantPerTensor, 8}, &wrong).ok());
+  auto r = client->infer(0, wrong, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), libsplit::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("[1,3,7,7]"), std::string::npos) << r.status().message();
+  r = client->infer(999, wrong, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), libsplit::StatusCode::kNotFound);
+  auto x = pixels(1);
+  ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
+  auto z = bundle_->run_head(0, x);
+  libsplit::EncodedTensor enc;
+  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
+  EXPECT_TRUE(client->infer(uint16_t(client->find_split(m.splits[0].id)), enc, 1).ok());
+}
+
+TEST_F(EndToEnd, HandshakeErrors) {
+  libsplit::ClientOptions co;
+  co.server = "127.0.0.1:" + std::to_string(server_->port());
+  co.model = "no-such-model";
+  auto c = libsplit::Client::connect(co);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), libsplit::StatusCode::kNotFound);
+  EXPECT_NE(c.status().message().find(bundle_->manifest().name), std::string::npos) << "lists what is available";
+  co.model = bundle_->manifest().name;
+  co.split = "no-such-split";
+  c = libsplit::Client::connect(co);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), libsplit::StatusCode::kNotFound);
+  co.split = "";
+  co.version = "99.0";
+  c = libsplit::Client::connect(co);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), libsplit::StatusCode::kNotFound);
+}
+
+TEST(Client, UnreachableServerIsAnErrorValue) {
+  // Bind a port, close it: nothing listens there now.
+  libsplit::ClientOptions co;
+  co.server = "127.0.0.1:1";
+  co.model = "x";
+  co.connect_timeout_ms = 2000;
+  auto c = libsplit::Client::connect(co);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), libsplit::StatusCode::kUnavailable);
+  co.server = "not-an-address";
+  c = libsplit::Client::connect(co);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), libsplit::StatusCode::kInvalidArgument);
+}
+
+TEST(Server, BadOptionsAreErrorValues) {
+  libsplit::ServerOptions so;
+  so.models_dir = "/nonexistent";
+  so.listen = "127.0.0.1:0";
+  auto s = libsplit::Server::create(so);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), libsplit::StatusCode::kNotFound);
+  so.models_dir = LIBSPLIT_MODELS_DIR;
+  so.listen = "127.0.0.1";
+  EXPECT_FALSE(libsplit::Server::create(so).ok());
+  so.listen = "127.0.0.1:0";
+  so.workers = 0;
+  EXPECT_FALSE(libsplit::Server::create(so).ok());
+}
+
+}  // namespace

@@ -1,0 +1,97 @@
+// Manifest parsing: a valid manifest parses; each broken field fails with the file, the field,
+// the expected and the actual value in the message.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "libsplit/bundle.h"
+
+namespace {
+
+using nlohmann::json;
+
+json valid() {
+  return json::parse(R"({
+    "format_version": 1, "name": "m", "version": "1.0.0", "weights": "trained",
+    "labels": ["a", "b", "c"],
+    "input": {"shape": [1, 1, 28, 28], "dtype": "float32", "mean": [0.5], "std": [0.25], "channel_order": "gray"},
+    "full": "full.pt",
+    "output": {"shape": [1, 3]},
+    "accuracy": {"full": 91.5},
+    "splits": [
+      {"id": "bf2", "kind": "bottlefit", "head": "bf2_head.pt", "tail": "bf2_tail.pt",
+       "bottleneck": {"shape": [1, 2, 7, 7], "dtype": "float32"}, "codec": "q8",
+       "accuracy": {"float": 90.1, "codec": 90.0}}
+    ]})");
+}
+
+TEST(Manifest, ParsesValidManifest) {
+  auto m = libsplit::parse_manifest(valid().dump(), "x/manifest.json");
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(m->name, "m");
+  EXPECT_EQ(m->labels.size(), 3u);
+  EXPECT_EQ(m->input.shape, (std::vector<int64_t>{1, 1, 28, 28}));
+  ASSERT_EQ(m->splits.size(), 1u);
+  EXPECT_EQ(m->splits[0].codec, (libsplit::CodecSpec{libsplit::CodecKind::kQuantPerTensor, 8}));
+  EXPECT_DOUBLE_EQ(m->splits[0].accuracy_codec, 90.0);
+  EXPECT_EQ(m->find_split("bf2"), 0);
+  EXPECT_EQ(m->find_split("nope"), -1);
+}
+
+struct Broken {
+  std::string name;
+  std::function<void(json&)> edit;
+  std::vector<std::string> expect_in_message;
+};
+
+class ManifestErrors : public ::testing::TestWithParam<Broken> {};
+
+TEST_P(ManifestErrors, NameFileFieldExpectedAndActual) {
+  json j = valid();
+  GetParam().edit(j);
+  auto m = libsplit::parse_manifest(j.dump(), "bundles/m/manifest.json");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), libsplit::StatusCode::kInvalidArgument);
+  const auto& msg = m.status().message();
+  EXPECT_NE(msg.find("bundles/m/manifest.json"), std::string::npos) << msg;
+  for (const auto& s : GetParam().expect_in_message) EXPECT_NE(msg.find(s), std::string::npos) << "'" << s << "' not in: " << msg;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllFields, ManifestErrors,
+    ::testing::Values(
+        Broken{"format_version", [](json& j) { j["format_version"] = 7; }, {"format_version", "7"}},
+        Broken{"missing_name", [](json& j) { j.erase("name"); }, {"\"name\"", "missing"}},
+        Broken{"labels", [](json& j) { j["labels"] = json::array(); }, {"labels", "[]"}},
+        Broken{"input_shape", [](json& j) { j["input"]["shape"] = {1, 28, 28}; }, {"input.shape", "[1,28,28]"}},
+        Broken{"negative_dim", [](json& j) { j["input"]["shape"] = {1, 1, -28, 28}; }, {"input.shape", "-28"}},
+        Broken{"dtype", [](json& j) { j["input"]["dtype"] = "int8"; }, {"input.dtype", "int8"}},
+        Broken{"mean_count", [](json& j) { j["input"]["mean"] = {0.1, 0.2}; }, {"input.mean", "1 values"}},
+        Broken{"std_zero", [](json& j) { j["input"]["std"] = {0.0}; }, {"input.std", "positive"}},
+        Broken{"channel_order", [](json& j) { j["input"]["channel_order"] = "rgb"; }, {"channel_order", "rgb"}},
+        Broken{"output_shape", [](json& j) { j["output"]["shape"] = {1, 4}; }, {"output.shape", "[1, 3]", "[1,4]"}},
+        Broken{"full_path", [](json& j) { j["full"] = "../x.pt"; }, {"full", "../x.pt"}},
+        Broken{"split_kind", [](json& j) { j["splits"][0]["kind"] = "magic"; }, {"splits[0].kind", "magic"}},
+        Broken{"split_codec", [](json& j) { j["splits"][0]["codec"] = "q3"; }, {"splits[0].codec", "q3"}},
+        Broken{"split_shape", [](json& j) { j["splits"][0]["bottleneck"]["shape"] = "big"; },
+               {"splits[0].bottleneck.shape", "big"}},
+        Broken{"split_dup", [](json& j) { j["splits"].push_back(j["splits"][0]); }, {"splits[1].id", "bf2"}},
+        Broken{"split_reserved", [](json& j) { j["splits"][0]["id"] = "local"; }, {"splits[0].id", "local"}},
+        Broken{"split_head_missing", [](json& j) { j["splits"][0].erase("head"); }, {"splits[0].head"}},
+        Broken{"weights", [](json& j) { j["weights"] = "pretrained"; }, {"weights", "pretrained"}}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(Manifest, NotJson) {
+  auto m = libsplit::parse_manifest("{\"name\": ", "a/manifest.json");
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("a/manifest.json"), std::string::npos);
+}
+
+TEST(Manifest, MissingDirectory) {
+  auto m = libsplit::load_manifest("/nonexistent-bundle-dir");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), libsplit::StatusCode::kNotFound);
+  EXPECT_NE(m.status().message().find("/nonexistent-bundle-dir/manifest.json"), std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,205 @@
+// The server against garbage on its port: wrong magic, truncated frames, huge declared lengths,
+// random bytes, idle and half-open connections. It must not crash, must not grow without bound,
+// and must still answer a valid request afterwards.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <asio.hpp>
+
+#include "libsplit/libsplit.h"
+#include "protocol/frames.h"
+
+namespace {
+
+using asio::ip::tcp;
+namespace proto = libsplit::protocol;
+
+long rss_kb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+class Robustness : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    libsplit::ServerOptions so;
+    so.models_dir = std::string(LIBSPLIT_MODELS_DIR) + "/fmnist-resnet";
+    so.listen = "127.0.0.1:0";
+    so.handshake_timeout_ms = 300;
+    so.frame_timeout_ms = 300;
+    so.idle_timeout_ms = 2000;
+    so.max_frame_bytes = 64 * 1024;
+    auto s = libsplit::Server::create(so);
+    ASSERT_TRUE(s.ok()) << s.status().to_string();
+    server_ = s->release();
+    ASSERT_TRUE(server_->start().ok());
+  }
+  static void TearDownTestSuite() { delete server_; }
+
+  tcp::socket open_socket() {
+    tcp::socket s(io_);
+    s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+    return s;
+  }
+  // Reads until the server closes; returns the bytes read. Bounded by the server's timeouts
+  // (and by a socket receive timeout as a backstop).
+  std::vector<uint8_t> read_to_eof(tcp::socket& s) {
+    timeval tv{10, 0};
+    setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::vector<uint8_t> all;
+    std::array<uint8_t, 4096> buf;
+    for (;;) {
+      std::error_code ec;
+      size_t n = s.read_some(asio::buffer(buf), ec);
+      all.insert(all.end(), buf.begin(), buf.begin() + long(n));
+      if (ec) break;
+    }
+    return all;
+  }
+  // The first frame the server sent must be an error frame.
+  void expect_error_frame(const std::vector<uint8_t>& bytes, libsplit::StatusCode code) {
+    ASSERT_GE(bytes.size(), proto::kHeaderSize);
+    proto::FrameHeader h;
+    ASSERT_TRUE(proto::decode_header(bytes.data(), bytes.size(), 1 << 20, &h).ok());
+    ASSERT_EQ(h.type, proto::FrameType::kError);
+    proto::ErrorFrame e;
+    ASSERT_TRUE(proto::decode_error(bytes.data() + proto::kHeaderSize, h.body_length, &e).ok());
+    EXPECT_EQ(e.code, code) << e.message;
+  }
+  void valid_request_succeeds() {
+    libsplit::ClientOptions co;
+    co.server = "127.0.0.1:" + std::to_string(server_->port());
+    co.model = "fmnist-resnet";
+    auto c = libsplit::Client::connect(co);
+    ASSERT_TRUE(c.ok()) << c.status().to_string();
+    const auto& split = (*c)->splits().at(0);
+    libsplit::Tensor z{split.bottleneck_shape,
+                       std::vector<float>(size_t(libsplit::Tensor::element_count(split.bottleneck_shape)), 0.25f)};
+    z.data[0] = -1;
+    libsplit::EncodedTensor enc;
+    ASSERT_TRUE(libsplit::encode(z, split.codec, &enc).ok());
+    auto r = (*c)->infer(split.index, enc, 3);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ(r->top.size(), 3u);
+  }
+  asio::io_context io_;
+  static libsplit::Server* server_;
+};
+libsplit::Server* Robustness::server_ = nullptr;
+
+TEST_F(Robustness, WrongMagic) {
+  auto s = open_socket();
+  asio::write(s, asio::buffer(std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n")));
+  expect_error_frame(read_to_eof(s), libsplit::StatusCode::kInvalidArgument);
+  valid_request_succeeds();
+}
+
+TEST_F(Robustness, HugeDeclaredLength) {
+  auto s = open_socket();
+  const uint8_t header[12] = {'L', 'S', 1, 0, 0xFF, 0xFF, 0xFF, 0x7F, 0, 0, 0, 0};
+  asio::write(s, asio::buffer(header));
+  expect_error_frame(read_to_eof(s), libsplit::StatusCode::kResourceExhausted);
+  valid_request_succeeds();
+}
+
+TEST_F(Robustness, HugeLengthAfterHandshakeIsCappedByMaxFrame) {
+  auto s = open_socket();
+  proto::Hello h;
+  h.model = "fmnist-resnet";
+  std::vector<uint8_t> f;
+  proto::append_frame(proto::FrameType::kHello, proto::encode_hello(h), &f);
+  const uint8_t big[12] = {'L', 'S', 3, 0, 0x00, 0x00, 0x10, 0x00, 0, 0, 0, 0};  // 1 MiB > 64 KiB limit
+  f.insert(f.end(), big, big + 12);
+  asio::write(s, asio::buffer(f));
+  auto bytes = read_to_eof(s);
+  proto::FrameHeader hh;
+  ASSERT_TRUE(proto::decode_header(bytes.data(), bytes.size(), 1 << 20, &hh).ok());
+  EXPECT_EQ(hh.type, proto::FrameType::kHelloReply);
+  const size_t second = proto::kHeaderSize + hh.body_length;
+  ASSERT_GT(bytes.size(), second);
+  std::vector<uint8_t> rest(bytes.begin() + long(second), bytes.end());
+  expect_error_frame(rest, libsplit::StatusCode::kResourceExhausted);
+}
+
+TEST_F(Robustness, TruncatedFramesAndBadCrc) {
+  proto::Hello h;
+  h.model = "fmnist-resnet";
+  std::vector<uint8_t> frame;
+  proto::append_frame(proto::FrameType::kHello, proto::encode_hello(h), &frame);
+  for (size_t cut : {size_t(1), size_t(11), size_t(12), frame.size() - 1}) {
+    auto s = open_socket();
+    asio::write(s, asio::buffer(frame.data(), cut));
+    s.shutdown(tcp::socket::shutdown_send);  // half-open: we will send nothing more
+    read_to_eof(s);                          // the server closes its side
+  }
+  auto s = open_socket();
+  auto bad = frame;
+  bad.back() ^= 0x55;
+  asio::write(s, asio::buffer(bad));
+  expect_error_frame(read_to_eof(s), libsplit::StatusCode::kDataLoss);
+  valid_request_succeeds();
+}
+
+TEST_F(Robustness, RequestBeforeHelloIsRejected) {
+  auto s = open_socket();
+  std::vector<uint8_t> f;
+  proto::append_frame(proto::FrameType::kPing, proto::encode_u64(1), &f);
+  asio::write(s, asio::buffer(f));
+  expect_error_frame(read_to_eof(s), libsplit::StatusCode::kInvalidArgument);
+}
+
+TEST_F(Robustness, IdleConnectionsAreClosed) {
+  std::vector<tcp::socket> idle;
+  for (int i = 0; i < 20; ++i) idle.push_back(open_socket());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto& s : idle) read_to_eof(s);  // handshake timeout (300 ms) closes each
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(8));
+  valid_request_succeeds();
+}
+
+TEST_F(Robustness, TricklingSenderIsCutOff) {
+  auto s = open_socket();
+  proto::Hello h;
+  h.model = "fmnist-resnet";
+  std::vector<uint8_t> f;
+  proto::append_frame(proto::FrameType::kHello, proto::encode_hello(h), &f);
+  // Header at once, then nothing: the frame timeout (300 ms) must close the connection.
+  asio::write(s, asio::buffer(f.data(), 13));
+  const auto t0 = std::chrono::steady_clock::now();
+  read_to_eof(s);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+}
+
+TEST_F(Robustness, RandomBytesDoNotCrashOrGrowMemory) {
+  std::mt19937 rng(77);
+  valid_request_succeeds();
+  const long before = rss_kb();
+  for (int i = 0; i < 300; ++i) {
+    auto s = open_socket();
+    std::vector<uint8_t> junk(1 + rng() % 2048);
+    for (auto& b : junk) b = uint8_t(rng());
+    if (i % 3 == 0) {  // a valid-looking header with random type and length, then junk
+      junk[0] = 'L';
+      junk[1] = 'S';
+      junk[3] = 0;
+    }
+    std::error_code ec;
+    asio::write(s, asio::buffer(junk), ec);
+    s.shutdown(tcp::socket::shutdown_send, ec);
+    read_to_eof(s);
+  }
+  const long after = rss_kb();
+  EXPECT_LT(after - before, 32 * 1024) << "RSS grew from " << before << " kB to " << after << " kB";
+  valid_request_succeeds();
+  const auto st = server_->stats();
+  EXPECT_GT(st.protocol_errors, 100u);
+}
+
+}  // namespace

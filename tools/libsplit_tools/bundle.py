@@ -1,0 +1,69 @@
+"""Writing bundles: TorchScript head/tail/full files plus a versioned manifest.json.
+
+A bundle is written to a temporary directory beside the target and renamed into place only when
+everything succeeded, so a failed export leaves nothing behind.
+"""
+import json
+import os
+import shutil
+import tempfile
+
+import torch
+
+FORMAT_VERSION = 1
+
+
+class ExportError(Exception):
+    """A user-facing export problem; the message is one line."""
+
+
+def script(module, example):
+    module = module.eval()
+    with torch.no_grad():
+        try:
+            return torch.jit.script(module)
+        except Exception:  # noqa: BLE001 - some torchvision modules only trace
+            return torch.jit.trace(module, example)
+
+
+def write_bundle(out_dir, manifest, modules):
+    """modules: {file name: scripted module}. Replaces out_dir atomically."""
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        for name, m in modules.items():
+            m.save(os.path.join(tmp, name))
+        with open(os.path.join(tmp, "manifest.json"), "w") as f:
+            json.dump(manifest, f, indent=2)
+            f.write("\n")
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def manifest_base(name, version, labels, input_shape, mean, std, channel_order, weights, output_shape):
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "version": version,
+        "weights": weights,
+        "labels": labels,
+        "input": {"shape": list(input_shape), "dtype": "float32", "mean": list(mean), "std": list(std),
+                  "channel_order": channel_order, "layout": "NCHW"},
+        "full": "full.pt",
+        "output": {"shape": list(output_shape)},
+        "splits": [],
+    }
+
+
+def split_entry(split_id, kind, bottleneck_shape, codec="q8", accuracy=None, **extra):
+    e = {"id": split_id, "kind": kind, "head": f"{split_id}_head.pt", "tail": f"{split_id}_tail.pt",
+         "bottleneck": {"shape": list(bottleneck_shape), "dtype": "float32"}, "codec": codec}
+    if accuracy is not None:
+        e["accuracy"] = accuracy
+    e.update(extra)
+    return e
