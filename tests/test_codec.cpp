@@ -193,14 +193,19 @@ TEST(Codec, PackingLayoutIsLowBitsFirst) {
   EXPECT_EQ(packed[1], 0x0F);
 }
 
-TEST(Codec, ConstantTensorUsesUnitScale) {
+TEST(Codec, ConstantTensorDecodesExactly) {
   Tensor t{{1, 4}, {2.5f, 2.5f, 2.5f, 2.5f}};
   EncodedTensor e;
   ASSERT_TRUE(libsplit::encode(t, {CodecKind::kQuantPerTensor, 8}, &e).ok());
-  EXPECT_EQ(e.scales[0], 1.0f);
   Tensor back;
   ASSERT_TRUE(libsplit::decode(e, &back).ok());
-  for (float v : back.data) EXPECT_NEAR(v, 2.5f, 0.5f);
+  for (float v : back.data) EXPECT_FLOAT_EQ(v, 2.5f);
+  for (float c : {-3.0f, 0.0f}) {
+    Tensor k{{1, 3}, {c, c, c}};
+    ASSERT_TRUE(libsplit::encode(k, {CodecKind::kQuantPerTensor, 2}, &e).ok());
+    ASSERT_TRUE(libsplit::decode(e, &back).ok());
+    for (float v : back.data) EXPECT_FLOAT_EQ(v, c);
+  }
 }
 
 TEST(Codec, DecodeRejectsMalformedInput) {

@@ -31,6 +31,8 @@ def cases():
         # Values that land exactly on .5 code boundaries exercise round-half-even.
         yield bits, torch.arange(0, 64, dtype=torch.float32).reshape(1, 64) * 0.5
         yield bits, torch.tensor([[-1.0, 1.0, 0.0, 0.5, -0.5, 0.25]])
+        for c in (2.5, -3.0, 0.0, 1e-30):  # constant tensors (libsplit's defined extension)
+            yield bits, torch.full((1, 4), c)
 
 
 def main():

@@ -5,7 +5,7 @@
 //   qmax = 2^bits - 1, scale = (max - min) / qmax,
 //   zero_point = trunc(clamp(0 - min / scale, 0, qmax)),
 //   q = round_half_even(clamp(zero_point + x / scale, 0, qmax)),   x' = scale * (q - zero_point)
-// A constant tensor (max == min) uses scale = 1. The per-channel variant applies the same
+// A constant tensor (max == min) uses scale = |value| / qmax (1 for zero), so it decodes exactly. The per-channel variant applies the same
 // formula to each slice along `channel_axis`. Codes of 2 and 4 bits are packed little-end first
 // (element i sits in the lowest unused bits of its byte). All functions are pure and thread-safe.
 #pragma once

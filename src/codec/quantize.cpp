@@ -16,7 +16,12 @@ QuantParams choose_params(const float* x, size_t n, int bits) {
   }
   QuantParams p;
   p.scale = (hi - lo) / (qmax - qmin);
-  if (p.scale == 0.0f || !std::isfinite(p.scale)) p.scale = 1.0f;
+  if (p.scale == 0.0f || !std::isfinite(p.scale)) {
+    // Constant tensor: the reference formula divides by zero. Pick the scale that makes the
+    // constant exactly representable (code qmax for a positive value, 0 for a negative one).
+    const float v = std::abs(lo);
+    p.scale = (v > 0.0f && std::isfinite(v)) ? v / qmax : 1.0f;
+  }
   // Python computes `qmin - min_val / scale` on a float32 tensor, then int() truncates.
   const float initial = qmin - lo / p.scale;
   float zp;

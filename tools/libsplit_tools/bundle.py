@@ -39,6 +39,7 @@ def write_bundle(out_dir, manifest, modules):
             f.write("\n")
         if os.path.exists(out_dir):
             shutil.rmtree(out_dir)
+        os.chmod(tmp, 0o755)
         os.rename(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,7 +3,8 @@
 Per tensor, asymmetric, b bits: qmin=0, qmax=2^b-1, scale=(max-min)/(qmax-qmin),
 zero_point=int(clamp(qmin - min/scale, qmin, qmax)), q=round(clamp(zero_point + x/scale)).
 libsplit's C++ codec is tested bit-exact against these functions. A constant tensor
-(max == min) has no defined scale in the original; libsplit uses scale = 1 there.
+(max == min) has no defined scale in the original; libsplit uses |value| / qmax there (1 for 0),
+which represents the constant exactly.
 """
 import torch
 
@@ -13,8 +14,9 @@ def quantize_tensor(x, num_bits=8):
     qmax = 2.0 ** num_bits - 1.0
     min_val, max_val = x.min(), x.max()
     scale = (max_val - min_val) / (qmax - qmin)
-    if float(scale) == 0.0:
-        scale = torch.ones_like(scale)
+    if float(scale) == 0.0:  # constant tensor: make the constant exactly representable
+        v = min_val.abs()
+        scale = v / (qmax - qmin) if float(v) > 0.0 else torch.ones_like(scale)
     initial_zero_point = qmin - min_val / scale
     if initial_zero_point < qmin:
         zero_point = qmin
@@ -39,7 +41,8 @@ def quantize_per_sample(z, num_bits=8):
     min_val = flat.min(dim=1, keepdim=True).values
     max_val = flat.max(dim=1, keepdim=True).values
     scale = (max_val - min_val) / (qmax - qmin)
-    scale = torch.where(scale == 0, torch.ones_like(scale), scale)
+    const = min_val.abs() / (qmax - qmin)
+    scale = torch.where(scale == 0, torch.where(const > 0, const, torch.ones_like(scale)), scale)
     zero_point = (qmin - min_val / scale).clamp(qmin, qmax).trunc()
     q = (zero_point + flat / scale).clamp(qmin, qmax).round()
     return (scale * (q - zero_point)).reshape(z.shape)
