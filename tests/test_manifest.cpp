@@ -78,6 +78,7 @@ INSTANTIATE_TEST_SUITE_P(
         Broken{"split_dup", [](json& j) { j["splits"].push_back(j["splits"][0]); }, {"splits[1].id", "bf2"}},
         Broken{"split_reserved", [](json& j) { j["splits"][0]["id"] = "local"; }, {"splits[0].id", "local"}},
         Broken{"split_head_missing", [](json& j) { j["splits"][0].erase("head"); }, {"splits[0].head"}},
+        Broken{"default_split", [](json& j) { j["default_split"] = "bf9"; }, {"default_split", "bf9"}},
         Broken{"weights", [](json& j) { j["weights"] = "pretrained"; }, {"weights", "pretrained"}}),
     [](const auto& info) { return info.param.name; });
 

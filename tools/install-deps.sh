@@ -14,6 +14,7 @@ PACKAGES=(
   libasio-dev                        # standalone Asio (header only)
   libspdlog-dev libfmt-dev
   nlohmann-json3-dev                 # manifest parsing
+  zlib1g-dev                         # gzip IDX files
   libcli11-dev                       # command-line flags of the tools
   libgtest-dev libgmock-dev
   libbenchmark-dev

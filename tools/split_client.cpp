@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   CLI::App app{"split-client: split inference on the device with the tail on split-server"};
   app.add_option("--server", server, "split-server address HOST:PORT")->capture_default_str();
   app.add_option("--bundle", bundle_dir, "Bundle directory (manifest.json + TorchScript files)")->required();
-  app.add_option("--split", split, "Split id from the manifest, 'local' (whole model here) or 'offload' (input to the server); default: the manifest's first split");
+  app.add_option("--split", split, "Split id from the manifest, 'local' (whole model here) or 'offload' (input to the server); default: the manifest's default_split");
   app.add_option("--input", input, "Image file, directory of images, IDX images file, or camera index")->required();
   app.add_option("--labels", labels_path, "IDX labels file, to report accuracy");
   app.add_option("--limit", limit, "Process at most N inputs (default: all; camera: 100)");
@@ -166,7 +166,10 @@ int main(int argc, char** argv) {
 
   auto manifest = libsplit::load_manifest(bundle_dir);
   if (!manifest.ok()) return fail(manifest.status().to_string());
-  if (split.empty()) split = manifest->splits.empty() ? "local" : manifest->splits[0].id;
+  if (split.empty())
+    split = !manifest->default_split.empty() ? manifest->default_split
+            : manifest->splits.empty()       ? "local"
+                                             : manifest->splits[0].id;
   auto strategy = libsplit::Strategy::parse(split, *manifest);
   if (!strategy.ok()) return fail(strategy.status().to_string());
 

@@ -46,6 +46,7 @@ struct Manifest {
   std::vector<int64_t> output_shape;  // e.g. [1, 10]
   double accuracy_full = -1;
   std::vector<SplitSpec> splits;
+  std::string default_split;  // optional: the split a client uses when told none ("" = first)
 
   // Index of the split with this id, or -1.
   int find_split(const std::string& id) const;

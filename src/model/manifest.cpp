@@ -231,6 +231,11 @@ Result<Manifest> parse_manifest(const std::string& text, const std::string& orig
     }
     m.splits.push_back(std::move(s));
   }
+  LIBSPLIT_RETURN_IF_ERROR(top.str("default_split", &m.default_split, /*required=*/false));
+  if (!m.default_split.empty() && m.find_split(m.default_split) < 0) {
+    json v = m.default_split;
+    return top.err("default_split", "the id of one of the splits", &v);
+  }
   return m;
 }
 
