@@ -1,0 +1,142 @@
+// bench-overhead: libsplit's own cost per request on loopback, beyond head and tail compute.
+// Starts split-server's core in this process on 127.0.0.1 (its own threads), connects a client,
+// and runs single-stream requests (the next when the previous answered).
+//   overhead = total - head - tail   (tail as timed by the server)
+// Prints p50/p90/p99/max per stage and writes JSON with --json.
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "libsplit/libsplit.h"
+
+namespace {
+
+struct Pct {
+  double p50, p90, p99, max;
+};
+Pct pct(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, size_t(std::ceil(q * double(v.size())) - 1))]; };
+  return {at(0.5), at(0.9), at(0.99), v.back()};
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: bench-overhead --bundle DIR [--split ID] [--requests N (1000)] [--warmup N (50)]\n"
+               "                      [--threads T (1)] [--json PATH]\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string bundle_dir, split, json_path;
+  int requests = 1000, warmup = 50, threads = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--bundle") bundle_dir = next();
+    else if (a == "--split") split = next();
+    else if (a == "--requests") requests = std::atoi(next().c_str());
+    else if (a == "--warmup") warmup = std::atoi(next().c_str());
+    else if (a == "--threads") threads = std::atoi(next().c_str());
+    else if (a == "--json") json_path = next();
+    else return usage();
+  }
+  if (bundle_dir.empty() || requests < 1 || warmup < 0 || threads < 1) return usage();
+
+  libsplit::BundleOptions bo;
+  bo.load_tails = false;
+  bo.load_full = false;
+  bo.intra_op_threads = threads;
+  auto bundle = libsplit::Bundle::open(bundle_dir, bo);
+  if (!bundle.ok()) return std::fprintf(stderr, "bench-overhead: %s\n", bundle.status().to_string().c_str()), 1;
+  const auto& m = (*bundle)->manifest();
+  if (split.empty()) split = m.default_split.empty() ? m.splits.at(0).id : m.default_split;
+  auto strategy = libsplit::Strategy::parse(split, m);
+  if (!strategy.ok() || strategy->kind != libsplit::Strategy::Kind::kSplit)
+    return std::fprintf(stderr, "bench-overhead: --split must name a split of %s\n", m.name.c_str()), 2;
+
+  libsplit::ServerOptions so;
+  so.models_dir = bundle_dir;
+  so.listen = "127.0.0.1:0";
+  so.workers = 1;
+  so.torch_threads = threads;
+  so.summary_interval_ms = 0;
+  auto server = libsplit::Server::create(so);
+  if (!server.ok()) return std::fprintf(stderr, "bench-overhead: %s\n", server.status().to_string().c_str()), 1;
+  (*server)->start();
+  libsplit::ClientOptions co;
+  co.server = "127.0.0.1:" + std::to_string((*server)->port());
+  co.model = m.name;
+  co.default_deadline_ms = 60000;
+  auto client = libsplit::Client::connect(co);
+  if (!client.ok()) return std::fprintf(stderr, "bench-overhead: %s\n", client.status().to_string().c_str()), 1;
+  auto session = libsplit::SplitSession::create(bundle->get(), client->get());
+  if (!session.ok()) return 1;
+
+  std::mt19937 rng(42);
+  std::uniform_int_distribution<int> px(0, 255);
+  libsplit::Tensor pixels{m.input.shape, std::vector<float>(size_t(libsplit::Tensor::element_count(m.input.shape)))};
+  std::vector<double> head, encode, network, tail, total, overhead;
+  size_t wire = 0, payload = 0;
+  for (int i = 0; i < warmup + requests; ++i) {
+    for (auto& v : pixels.data) v = float(px(rng));
+    auto r = (*session)->run(pixels, *strategy, 5, 60000);
+    if (!r.ok()) return std::fprintf(stderr, "bench-overhead: request %d: %s\n", i, r.status().to_string().c_str()), 1;
+    if (i < warmup) continue;
+    head.push_back(r->head_us);
+    encode.push_back(r->encode_us);
+    network.push_back(r->network_us);
+    tail.push_back(r->tail_us);
+    total.push_back(r->total_us);
+    overhead.push_back(r->total_us - r->head_us - r->tail_us);
+    wire = r->request_bytes;
+    payload = r->payload_bytes;
+    if ((i - warmup + 1) % std::max(1, requests / 10) == 0)
+      std::fprintf(stderr, "\rbench-overhead: %d/%d requests", i - warmup + 1, requests);
+  }
+  std::fprintf(stderr, "\n");
+  std::vector<double> share(overhead.size());
+  for (size_t i = 0; i < share.size(); ++i) share[i] = 100.0 * overhead[i] / total[i];
+  utsname u{};
+  uname(&u);
+  std::printf("bundle %s split %s: %d requests after %d warm-up, %d LibTorch thread(s), request frame %zu B (payload %zu B)\n",
+              m.name.c_str(), split.c_str(), requests, warmup, threads, wire, payload);
+  std::printf("%-10s %10s %10s %10s %10s   (microseconds)\n", "stage", "p50", "p90", "p99", "max");
+  const std::pair<const char*, std::vector<double>*> rows[] = {{"head", &head},       {"encode", &encode},
+                                                               {"network", &network}, {"tail", &tail},
+                                                               {"total", &total},     {"overhead", &overhead}};
+  std::string js = "{\n  \"bundle\": \"" + m.name + "\", \"split\": \"" + split + "\", \"requests\": " +
+                   std::to_string(requests) + ", \"warmup\": " + std::to_string(warmup) + ", \"threads\": " +
+                   std::to_string(threads) + ",\n  \"request_bytes\": " + std::to_string(wire) +
+                   ", \"payload_bytes\": " + std::to_string(payload) + ", \"machine\": \"" + u.machine + " " +
+                   u.release + "\",\n  \"us\": {";
+  bool first = true;
+  for (const auto& [name, v] : rows) {
+    auto p = pct(*v);
+    std::printf("%-10s %10.1f %10.1f %10.1f %10.1f\n", name, p.p50, p.p90, p.p99, p.max);
+    char b[256];
+    std::snprintf(b, sizeof b, "%s\n    \"%s\": {\"p50\": %.2f, \"p90\": %.2f, \"p99\": %.2f, \"max\": %.2f}",
+                  first ? "" : ",", name, p.p50, p.p90, p.p99, p.max);
+    js += b;
+    first = false;
+  }
+  auto ps = pct(share);
+  std::printf("overhead share of total: p50 %.2f%%, p90 %.2f%%, p99 %.2f%%\n", ps.p50, ps.p90, ps.p99);
+  char b[200];
+  std::snprintf(b, sizeof b, "\n  },\n  \"overhead_share_pct\": {\"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f}\n}\n", ps.p50,
+                ps.p90, ps.p99);
+  js += b;
+  if (!json_path.empty()) std::ofstream(json_path) << js;
+  client->reset();  // before the server stops
+  (*server)->stop();
+  return 0;
+}

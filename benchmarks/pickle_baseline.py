@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""The peer baseline: what split-computing research code does today, in python3-torch.
+
+Head on the "device", torchdistill quantization, the quantized tensor pickled over TCP with an
+8-byte length prefix, unpickled, dequantized and run through the tail on the "server" (a
+separate process on 127.0.0.1), logits pickled back. Same TorchScript files as libsplit.
+Reports per-request overhead = total - head - tail (the tail as timed by the server).
+
+  /usr/bin/python3 benchmarks/pickle_baseline.py --bundle models/fmnist-resnet --split bf2
+"""
+import argparse
+import json
+import os
+import pickle
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from libsplit_tools import quant  # noqa: E402
+
+
+def recv_exact(sock, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("peer closed")
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_msg(sock):
+    (n,) = struct.unpack("<Q", recv_exact(sock, 8))
+    return recv_exact(sock, n)
+
+
+def send_msg(sock, payload):
+    sock.sendall(struct.pack("<Q", len(payload)) + payload)
+
+
+def serve(args):
+    torch.set_num_threads(args.threads)
+    tail = torch.jit.load(os.path.join(args.bundle, args.tail_file)).eval()
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    print(srv.getsockname()[1], flush=True)
+    conn, _ = srv.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with torch.no_grad():
+        while True:
+            try:
+                msg = pickle.loads(recv_msg(conn))
+            except ConnectionError:
+                return
+            t0 = time.perf_counter()
+            z = quant.dequantize_tensor(msg["q"], msg["scale"], msg["zero_point"])
+            logits = tail(z)
+            t1 = time.perf_counter()
+            send_msg(conn, pickle.dumps({"logits": logits, "tail_s": t1 - t0}))
+
+
+def pct(v):
+    v = sorted(v)
+    at = lambda q: v[min(len(v) - 1, max(0, int(-(-q * len(v) // 1)) - 1))]  # noqa: E731
+    return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": v[-1]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", required=True)
+    ap.add_argument("--split", help="split id (default: the manifest's default_split)")
+    ap.add_argument("--requests", type=int, default=1000)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tail-file", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        return serve(args)
+    manifest = json.load(open(os.path.join(args.bundle, "manifest.json")))
+    split_id = args.split or manifest.get("default_split") or manifest["splits"][0]["id"]
+    split = next((s for s in manifest["splits"] if s["id"] == split_id), None)
+    if split is None:
+        sys.exit(f"pickle_baseline: no split '{split_id}' in {args.bundle}")
+    torch.set_num_threads(args.threads)
+    head = torch.jit.load(os.path.join(args.bundle, split["head"])).eval()
+    server = subprocess.Popen([sys.executable, __file__, "--serve", "--bundle", args.bundle, "--tail-file", split["tail"],
+                               "--threads", str(args.threads)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        g = torch.Generator().manual_seed(42)
+        shape = manifest["input"]["shape"]
+        mean = torch.tensor(manifest["input"]["mean"]).view(1, -1, 1, 1)
+        std = torch.tensor(manifest["input"]["std"]).view(1, -1, 1, 1)
+        rows = {k: [] for k in ("head", "encode", "network", "tail", "total", "overhead")}
+        wire = 0
+        with torch.no_grad():
+            for i in range(args.warmup + args.requests):
+                pixels = torch.randint(0, 256, shape, generator=g).float()
+                t0 = time.perf_counter()
+                x = (pixels / 255.0 - mean) / std
+                z = head(x)
+                t1 = time.perf_counter()
+                q, scale, zp = quant.quantize_tensor(z, 8)
+                payload = pickle.dumps({"q": q, "scale": scale, "zero_point": zp})
+                t2 = time.perf_counter()
+                send_msg(sock, payload)
+                reply = pickle.loads(recv_msg(sock))
+                reply["logits"].softmax(1).topk(5)
+                t3 = time.perf_counter()
+                if i < args.warmup:
+                    continue
+                us = 1e6
+                rows["head"].append((t1 - t0) * us)
+                rows["encode"].append((t2 - t1) * us)
+                rows["tail"].append(reply["tail_s"] * us)
+                rows["network"].append((t3 - t2 - reply["tail_s"]) * us)
+                rows["total"].append((t3 - t0) * us)
+                rows["overhead"].append((t3 - t0 - (t1 - t0) - reply["tail_s"]) * us)
+                wire = len(payload) + 8
+        sock.close()
+    finally:
+        server.wait(timeout=30)
+    out = {k: pct(v) for k, v in rows.items()}
+    print(f"pickle-over-TCP baseline, bundle {manifest['name']} split {split_id}: {args.requests} requests after "
+          f"{args.warmup} warm-up, {args.threads} thread(s), {wire} B on the wire per request")
+    print(f"{'stage':<10} {'p50':>10} {'p90':>10} {'p99':>10} {'max':>10}   (microseconds)")
+    for k, p in out.items():
+        print(f"{k:<10} {p['p50']:10.1f} {p['p90']:10.1f} {p['p99']:10.1f} {p['max']:10.1f}")
+    if args.json:
+        json.dump({"bundle": manifest["name"], "split": split_id, "requests": args.requests, "wire_bytes": wire,
+                   "us": out}, open(args.json, "w"), indent=2)
+
+
+if __name__ == "__main__":
+    main()
