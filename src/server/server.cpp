@@ -246,7 +246,7 @@ void Connection::arm_timer(uint32_t ms, const char* why) {
 }
 
 void Connection::read_header() {
-  if (closing_) return;
+  if (closing_ || close_after_write_) return;
   asio::async_read(socket_, asio::buffer(header_buf_),
                    asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, size_t n) {
                      if (ec) return self->do_close();
@@ -308,7 +308,7 @@ void Connection::on_frame() {
       ++server_->proto_errors;
       return fail(invalid_argument("frame type ", int(header_.type), " is not accepted by the server"));
   }
-  if (closing_) return;
+  if (closing_ || close_after_write_) return;  // an error frame is on its way, then we close
   arm_timer(server_->opt.idle_timeout_ms, "idle timeout");
   read_header();
 }
