@@ -14,6 +14,18 @@ namespace {
 double us_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
 }
+// Fills the remote stages from a server reply. network = round trip - server queue - tail.
+Result<Inference> finish_remote(Result<Reply> r, Clock::time_point t0, Inference* inf) {
+  if (!r.ok()) return r.status();
+  inf->top = std::move(r->top);
+  inf->request_bytes = r->request_bytes;
+  inf->server_queue_us = r->server_queue_us;
+  inf->tail_us = r->server_tail_us;
+  inf->network_us = double(r->round_trip_us) - r->server_queue_us - r->server_tail_us;
+  inf->total_us = us_since(t0);
+  return std::move(*inf);
+}
+
 }  // namespace
 
 Result<Strategy> Strategy::parse(const std::string& name, const Manifest& m) {
@@ -80,15 +92,7 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
     LIBSPLIT_RETURN_IF_ERROR(encode(pixels, CodecSpec{CodecKind::kImageU8, 8}, &enc));
     inf.encode_us = us_since(t);
     inf.payload_bytes = enc.payload.size();
-    auto r = client_->infer(Client::kFullModel, enc, k, deadline_ms);
-    if (!r.ok()) return r.status();
-    inf.top = r->top;
-    inf.request_bytes = r->request_bytes;
-    inf.server_queue_us = r->server_queue_us;
-    inf.tail_us = r->server_tail_us;
-    inf.network_us = double(r->round_trip_us) - r->server_queue_us - r->server_tail_us;
-    inf.total_us = us_since(t0);
-    return inf;
+    return finish_remote(client_->infer(Client::kFullModel, enc, k, deadline_ms), t0, &inf);
   }
   Tensor x = pixels;
   LIBSPLIT_RETURN_IF_ERROR(normalize_input(m.input, &x));
@@ -114,15 +118,7 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
   LIBSPLIT_RETURN_IF_ERROR(encode(*z, m.splits[st.split].codec, &enc));
   inf.encode_us = us_since(t);
   inf.payload_bytes = enc.payload.size();
-  auto r = client_->infer(uint16_t(remote_index_[st.split]), enc, k, deadline_ms);
-  if (!r.ok()) return r.status();
-  inf.top = r->top;
-  inf.request_bytes = r->request_bytes;
-  inf.server_queue_us = r->server_queue_us;
-  inf.tail_us = r->server_tail_us;
-  inf.network_us = double(r->round_trip_us) - r->server_queue_us - r->server_tail_us;
-  inf.total_us = us_since(t0);
-  return inf;
+  return finish_remote(client_->infer(uint16_t(remote_index_[st.split]), enc, k, deadline_ms), t0, &inf);
 }
 
 }  // namespace libsplit

@@ -66,6 +66,27 @@ Status read_codec(Reader& r, const char* what, CodecSpec* spec) {
   return {};
 }
 
+// The prefix hello and hello reply share: magic, major, minor, capabilities, max_frame.
+void write_hello_prefix(Writer& w, uint16_t major, uint16_t minor, uint32_t caps, uint32_t max_frame) {
+  w.u32(kHelloMagic);
+  w.u16(major);
+  w.u16(minor);
+  w.u32(caps);
+  w.u32(max_frame);
+}
+
+Status read_hello_prefix(Reader& r, const char* what, uint16_t* major, uint16_t* minor, uint32_t* caps,
+                         uint32_t* max_frame) {
+  uint32_t magic;
+  if (!r.u32(&magic)) return truncated(what, "magic");
+  if (magic != kHelloMagic) return invalid_argument(what, " frame: bad magic 0x", std::hex, magic);
+  if (!r.u16(major)) return truncated(what, "major");
+  if (!r.u16(minor)) return truncated(what, "minor");
+  if (!r.u32(caps)) return truncated(what, "capabilities");
+  if (!r.u32(max_frame)) return truncated(what, "max_frame");
+  return {};
+}
+
 Status finish(const Reader& r, const char* what) {
   if (r.remaining() != 0)
     return invalid_argument(what, " frame has ", r.remaining(), " unexpected trailing bytes");
@@ -115,11 +136,7 @@ void append_frame(FrameType type, const std::vector<uint8_t>& body, std::vector<
 std::vector<uint8_t> encode_hello(const Hello& h) {
   std::vector<uint8_t> b;
   Writer w(&b);
-  w.u32(kHelloMagic);
-  w.u16(h.major);
-  w.u16(h.minor);
-  w.u32(h.capabilities);
-  w.u32(h.max_frame);
+  write_hello_prefix(w, h.major, h.minor, h.capabilities, h.max_frame);
   w.str8(h.model);
   w.str8(h.version);
   w.str8(h.split);
@@ -129,13 +146,7 @@ std::vector<uint8_t> encode_hello(const Hello& h) {
 
 Status decode_hello(const uint8_t* p, size_t n, Hello* out) {
   Reader r(p, n);
-  uint32_t magic;
-  if (!r.u32(&magic)) return truncated("hello", "magic");
-  if (magic != kHelloMagic) return invalid_argument("hello frame: bad magic 0x", std::hex, magic);
-  if (!r.u16(&out->major)) return truncated("hello", "major");
-  if (!r.u16(&out->minor)) return truncated("hello", "minor");
-  if (!r.u32(&out->capabilities)) return truncated("hello", "capabilities");
-  if (!r.u32(&out->max_frame)) return truncated("hello", "max_frame");
+  LIBSPLIT_RETURN_IF_ERROR(read_hello_prefix(r, "hello", &out->major, &out->minor, &out->capabilities, &out->max_frame));
   if (!r.str8(&out->model)) return truncated("hello", "model");
   if (!r.str8(&out->version)) return truncated("hello", "version");
   if (!r.str8(&out->split)) return truncated("hello", "split");
@@ -147,11 +158,7 @@ Status decode_hello(const uint8_t* p, size_t n, Hello* out) {
 std::vector<uint8_t> encode_hello_reply(const HelloReply& h) {
   std::vector<uint8_t> b;
   Writer w(&b);
-  w.u32(kHelloMagic);
-  w.u16(h.major);
-  w.u16(h.minor);
-  w.u32(h.capabilities);
-  w.u32(h.max_frame);
+  write_hello_prefix(w, h.major, h.minor, h.capabilities, h.max_frame);
   w.str8(h.model);
   w.str8(h.version);
   write_shape(w, h.input_shape);
@@ -168,13 +175,8 @@ std::vector<uint8_t> encode_hello_reply(const HelloReply& h) {
 
 Status decode_hello_reply(const uint8_t* p, size_t n, HelloReply* out) {
   Reader r(p, n);
-  uint32_t magic;
-  if (!r.u32(&magic)) return truncated("hello reply", "magic");
-  if (magic != kHelloMagic) return invalid_argument("hello reply frame: bad magic 0x", std::hex, magic);
-  if (!r.u16(&out->major)) return truncated("hello reply", "major");
-  if (!r.u16(&out->minor)) return truncated("hello reply", "minor");
-  if (!r.u32(&out->capabilities)) return truncated("hello reply", "capabilities");
-  if (!r.u32(&out->max_frame)) return truncated("hello reply", "max_frame");
+  LIBSPLIT_RETURN_IF_ERROR(
+      read_hello_prefix(r, "hello reply", &out->major, &out->minor, &out->capabilities, &out->max_frame));
   if (!r.str8(&out->model)) return truncated("hello reply", "model");
   if (!r.str8(&out->version)) return truncated("hello reply", "version");
   LIBSPLIT_RETURN_IF_ERROR(read_shape(r, "hello reply", &out->input_shape));
