@@ -168,7 +168,7 @@ void Client::Impl::drop(const Status& why) {
     p.timer->cancel();
     p.done(Status(why.code() == StatusCode::kOk ? StatusCode::kUnavailable : why.code(), why.message()));
   }
-  if (was) {
+  if (was && !shutting_down) {
     detail::logger()->warn("connection to {} lost: {}", opt.server, why.message());
     schedule_reconnect();
   }
