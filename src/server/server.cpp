@@ -455,8 +455,12 @@ void Connection::do_write() {
   asio::async_write(socket_, asio::buffer(write_queue_.front()),
                     asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, size_t n) {
                       self->server_->tx += n;
-                      self->write_queue_.pop_front();
-                      if (ec) return self->do_close();
+                      self->write_queue_.pop_front();  // the buffer this write used
+                      if (ec || self->closing_) {
+                        self->writing_ = false;
+                        self->write_queue_.clear();
+                        return self->do_close();
+                      }
                       self->do_write();
                     }));
 }
@@ -472,7 +476,8 @@ void Connection::do_close() {
   timer_.cancel();
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
-  write_queue_.clear();
+  // A write in progress still owns the front buffer until its handler runs (with an error).
+  if (!writing_) write_queue_.clear();
   --server_->open;
   detail::logger()->info("connection {} closed", peer_);
   server_->remove(shared_from_this());
