@@ -183,7 +183,7 @@ TEST_F(Robustness, RandomBytesDoNotCrashOrGrowMemory) {
   const long before = rss_kb();
   for (int i = 0; i < 300; ++i) {
     auto s = open_socket();
-    std::vector<uint8_t> junk(1 + rng() % 2048);
+    std::vector<uint8_t> junk(4 + rng() % 2048);
     for (auto& b : junk) b = uint8_t(rng());
     if (i % 3 == 0) {  // a valid-looking header with random type and length, then junk
       junk[0] = 'L';

@@ -179,7 +179,7 @@ Status decode(const EncodedTensor& e, Tensor* out) {
     return invalid_argument("codec ", codec_name(e.codec), " needs ", params,
                             " scale/zero-point pairs, got ", e.scales.size(), "/",
                             e.zero_points.size());
-  const uint32_t qmax = (1u << e.codec.bits) - 1u;
+  const uint32_t qmax = params ? (1u << e.codec.bits) - 1u : 0u;  // bits <= 8 for quantized kinds
   for (size_t i = 0; i < params; ++i) {
     if (e.zero_points[i] > qmax)
       return invalid_argument("zero point ", int(e.zero_points[i]), " is outside [0, ", qmax, "]");

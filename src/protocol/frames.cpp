@@ -241,7 +241,7 @@ Status decode_request(const uint8_t* p, size_t n, Request* out) {
     return truncated("request", "quantization parameters");
   t.scales.resize(params);
   t.zero_points.resize(params);
-  const uint32_t qmax = (1u << t.codec.bits) - 1u;
+  const uint32_t qmax = params ? (1u << t.codec.bits) - 1u : 0u;  // quantized kinds have <= 8 bits
   for (size_t i = 0; i < params; ++i) {
     r.f32(&t.scales[i]);
     r.u8(&t.zero_points[i]);
