@@ -373,11 +373,13 @@ void Connection::handle_request() {
   }
   ++in_flight_;
   const auto arrival = Clock::now();
-  uint32_t budget_ms = server_->opt.default_deadline_ms;
-  if (req->deadline_us != 0) budget_ms = std::min<uint32_t>(budget_ms, (req->deadline_us + 999) / 1000);
-  const auto deadline = arrival + std::chrono::microseconds(req->deadline_us != 0 ? std::min<uint64_t>(req->deadline_us, uint64_t(budget_ms) * 1000) : uint64_t(budget_ms) * 1000);
-  asio::post(*server_->workers, [self = shared_from_this(), req, arrival, deadline, bundle = bundle_,
-                                 split_map = split_map_] {
+  // A request may shorten the server's default deadline, never extend it.
+  uint64_t budget_us = uint64_t(server_->opt.default_deadline_ms) * 1000;
+  if (req->deadline_us != 0) budget_us = std::min<uint64_t>(budget_us, req->deadline_us);
+  const auto deadline = arrival + std::chrono::microseconds(budget_us);
+  // split_map_ is fixed once the hello is done: read it through `self`, no copy per request.
+  asio::post(*server_->workers, [self = shared_from_this(), req, arrival, deadline, bundle = bundle_] {
+    const auto& split_map = self->split_map_;
     auto reply_error = [&](const Status& s) {
       ++self->server_->failed;
       self->send(proto::FrameType::kError, proto::encode_error({req->id, s.code(), s.message()}));
