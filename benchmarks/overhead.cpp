@@ -2,6 +2,9 @@
 // Starts split-server's core in this process on 127.0.0.1 (its own threads), connects a client,
 // and runs single-stream requests (the next when the previous answered).
 //   overhead = total - head - tail   (tail as timed by the server)
+// Stages: head and encode on the device; network = round trip - server queue - tail; queue = the
+// server's wait from a whole request frame to a worker; client = what is left of total (input
+// normalisation, handing the request to the client's I/O thread and the reply back).
 // Prints p50/p90/p99/max per stage and writes JSON with --json.
 #include <sys/utsname.h>
 
@@ -30,7 +33,8 @@ Pct pct(std::vector<double> v) {
 int usage() {
   std::fprintf(stderr,
                "usage: bench-overhead --bundle DIR [--split ID] [--requests N (1000)] [--warmup N (50)]\n"
-               "                      [--threads T (1)] [--json PATH]\n");
+               "                      [--threads T (1)] [--io-thread] [--json PATH]\n"
+               "--io-thread: the client gets its own I/O thread (default: caller-driven, as split-client)\n");
   return 2;
 }
 
@@ -39,6 +43,7 @@ int usage() {
 int main(int argc, char** argv) {
   std::string bundle_dir, split, json_path;
   int requests = 1000, warmup = 50, threads = 1;
+  bool io_thread = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -48,6 +53,7 @@ int main(int argc, char** argv) {
     else if (a == "--warmup") warmup = std::atoi(next().c_str());
     else if (a == "--threads") threads = std::atoi(next().c_str());
     else if (a == "--json") json_path = next();
+    else if (a == "--io-thread") io_thread = true;
     else return usage();
   }
   if (bundle_dir.empty() || requests < 1 || warmup < 0 || threads < 1) return usage();
@@ -77,6 +83,7 @@ int main(int argc, char** argv) {
   co.server = "127.0.0.1:" + std::to_string((*server)->port());
   co.model = m.name;
   co.default_deadline_ms = 60000;
+  co.io_thread = io_thread;
   auto client = libsplit::Client::connect(co);
   if (!client.ok()) return std::fprintf(stderr, "bench-overhead: %s\n", client.status().to_string().c_str()), 1;
   auto session = libsplit::SplitSession::create(bundle->get(), client->get());
@@ -85,7 +92,7 @@ int main(int argc, char** argv) {
   std::mt19937 rng(42);
   std::uniform_int_distribution<int> px(0, 255);
   libsplit::Tensor pixels{m.input.shape, std::vector<float>(size_t(libsplit::Tensor::element_count(m.input.shape)))};
-  std::vector<double> head, encode, network, tail, total, overhead;
+  std::vector<double> head, encode, network, queue, tail, rest, total, overhead;
   size_t wire = 0, payload = 0;
   for (int i = 0; i < warmup + requests; ++i) {
     for (auto& v : pixels.data) v = float(px(rng));
@@ -95,7 +102,9 @@ int main(int argc, char** argv) {
     head.push_back(r->head_us);
     encode.push_back(r->encode_us);
     network.push_back(r->network_us);
+    queue.push_back(r->server_queue_us);
     tail.push_back(r->tail_us);
+    rest.push_back(r->total_us - r->head_us - r->encode_us - r->network_us - r->server_queue_us - r->tail_us);
     total.push_back(r->total_us);
     overhead.push_back(r->total_us - r->head_us - r->tail_us);
     wire = r->request_bytes;
@@ -108,15 +117,16 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < share.size(); ++i) share[i] = 100.0 * overhead[i] / total[i];
   utsname u{};
   uname(&u);
-  std::printf("bundle %s split %s: %d requests after %d warm-up, %d LibTorch thread(s), request frame %zu B (payload %zu B)\n",
-              m.name.c_str(), split.c_str(), requests, warmup, threads, wire, payload);
+  std::printf("bundle %s split %s: %d requests after %d warm-up, %d LibTorch thread(s), client %s, request frame %zu B (payload %zu B)\n",
+              m.name.c_str(), split.c_str(), requests, warmup, threads, io_thread ? "with an I/O thread" : "caller-driven", wire, payload);
   std::printf("%-10s %10s %10s %10s %10s   (microseconds)\n", "stage", "p50", "p90", "p99", "max");
   const std::pair<const char*, std::vector<double>*> rows[] = {{"head", &head},       {"encode", &encode},
-                                                               {"network", &network}, {"tail", &tail},
+                                                               {"network", &network}, {"queue", &queue},
+                                                               {"tail", &tail},       {"client", &rest},
                                                                {"total", &total},     {"overhead", &overhead}};
   std::string js = "{\n  \"bundle\": \"" + m.name + "\", \"split\": \"" + split + "\", \"requests\": " +
                    std::to_string(requests) + ", \"warmup\": " + std::to_string(warmup) + ", \"threads\": " +
-                   std::to_string(threads) + ",\n  \"request_bytes\": " + std::to_string(wire) +
+                   std::to_string(threads) + ", \"client_io_thread\": " + (io_thread ? "true" : "false") + ",\n  \"request_bytes\": " + std::to_string(wire) +
                    ", \"payload_bytes\": " + std::to_string(payload) + ", \"machine\": \"" + u.machine + " " +
                    u.release + "\",\n  \"us\": {";
   bool first = true;

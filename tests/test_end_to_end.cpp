@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <thread>
 
 #include "libsplit/libsplit.h"
 
@@ -37,11 +38,12 @@ class EndToEnd : public ::testing::Test {
     delete bundle_;
     delete images_;
   }
-  std::unique_ptr<libsplit::Client> connect(const std::string& split = "") {
+  std::unique_ptr<libsplit::Client> connect(const std::string& split = "", bool io_thread = true) {
     libsplit::ClientOptions co;
     co.server = "127.0.0.1:" + std::to_string(server_->port());
     co.model = bundle_->manifest().name;
     co.split = split;
+    co.io_thread = io_thread;
     auto c = libsplit::Client::connect(co);
     EXPECT_TRUE(c.ok()) << c.status().to_string();
     return c.ok() ? std::move(*c) : nullptr;
@@ -61,8 +63,9 @@ libsplit::IdxFile* EndToEnd::images_ = nullptr;
 
 uint32_t argmax(const libsplit::Tensor& t) { return libsplit::top_k(t, 1).at(0).index; }
 
+// Caller-driven, as split-client runs it (the I/O-thread client is checked by the tests below).
 TEST_F(EndToEnd, EverySplitThroughServerEqualsInProcessHeadQuantizedTail) {
-  auto client = connect();
+  auto client = connect("", /*io_thread=*/false);
   ASSERT_TRUE(client);
   auto session = libsplit::SplitSession::create(bundle_, client.get());
   ASSERT_TRUE(session.ok());
@@ -200,6 +203,99 @@ TEST_F(EndToEnd, HandshakeErrors) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), libsplit::StatusCode::kNotFound);
 }
+
+TEST_F(EndToEnd, CallerDrivenAsyncCallCompletesBeforeItReturns) {
+  auto client = connect("", /*io_thread=*/false);
+  ASSERT_TRUE(client);
+  const auto& m = bundle_->manifest();
+  auto x = pixels(0);
+  ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
+  auto z = bundle_->run_head(0, x);
+  ASSERT_TRUE(z.ok());
+  libsplit::EncodedTensor enc;
+  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
+  int calls = 0;
+  bool ok = false;
+  client->infer_async(uint16_t(client->find_split(m.splits[0].id)), enc, 1, 0, [&](libsplit::Result<libsplit::Reply> r) {
+    ++calls;
+    ok = r.ok();
+  });
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(ok);
+  // A bad split index is answered by the server with an error; the connection stays usable.
+  auto bad = client->infer(999, enc, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), libsplit::StatusCode::kNotFound) << bad.status().to_string();
+  EXPECT_TRUE(client->infer(uint16_t(client->find_split(m.splits[0].id)), enc, 1).ok());
+}
+
+// The server goes away and comes back on the same port: requests in the gap fail with
+// kUnavailable (none hangs, none is answered twice), and the client reconnects by itself.
+class Reconnect : public ::testing::TestWithParam<bool> {};
+
+TEST_P(Reconnect, ClientComesBackWhenTheServerDoes) {
+  const bool io_thread = GetParam();
+  libsplit::ServerOptions so;
+  so.models_dir = kBundle;
+  so.listen = "127.0.0.1:0";
+  so.summary_interval_ms = 0;
+  auto first = libsplit::Server::create(so);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  ASSERT_TRUE((*first)->start().ok());
+  const uint16_t port = (*first)->port();
+
+  libsplit::BundleOptions bo;
+  bo.load_tails = false;
+  bo.load_full = false;
+  auto bundle = libsplit::Bundle::open(kBundle, bo);
+  ASSERT_TRUE(bundle.ok());
+  const auto& m = (*bundle)->manifest();
+  libsplit::Tensor x{m.input.shape, std::vector<float>(784, 0.5f)};
+  auto z = (*bundle)->run_head(0, x);
+  ASSERT_TRUE(z.ok());
+  libsplit::EncodedTensor enc;
+  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
+
+  libsplit::ClientOptions co;
+  co.server = "127.0.0.1:" + std::to_string(port);
+  co.model = m.name;
+  co.io_thread = io_thread;
+  co.reconnect_initial_ms = 1;
+  co.reconnect_max_ms = 20;
+  co.default_deadline_ms = 5000;
+  auto client = libsplit::Client::connect(co);
+  ASSERT_TRUE(client.ok()) << client.status().to_string();
+  const uint16_t split = uint16_t((*client)->find_split(m.splits[0].id));
+  auto before = (*client)->infer(split, enc, 1);
+  ASSERT_TRUE(before.ok()) << before.status().to_string();
+
+  first->reset();  // stops the server and closes the connection
+  auto gap = (*client)->infer(split, enc, 1);
+  ASSERT_FALSE(gap.ok());
+  EXPECT_EQ(gap.status().code(), libsplit::StatusCode::kUnavailable) << gap.status().to_string();
+
+  so.listen = "127.0.0.1:" + std::to_string(port);
+  auto second = libsplit::Server::create(so);
+  ASSERT_TRUE(second.ok()) << second.status().to_string();
+  ASSERT_TRUE((*second)->start().ok());
+  // Bounded: the backoff is at most 20 ms; give it 10 s of attempts before failing.
+  libsplit::Result<libsplit::Reply> after = libsplit::Status();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  int failures = 0;
+  while (std::chrono::steady_clock::now() < give_up) {
+    after = (*client)->infer(split, enc, 1);
+    if (after.ok()) break;
+    EXPECT_EQ(after.status().code(), libsplit::StatusCode::kUnavailable) << after.status().to_string();
+    ++failures;
+    std::this_thread::yield();
+  }
+  ASSERT_TRUE(after.ok()) << "no reconnect after " << failures << " attempts: " << after.status().to_string();
+  EXPECT_EQ(after->top.at(0).index, before->top.at(0).index);
+  EXPECT_TRUE((*client)->connected());
+}
+
+INSTANTIATE_TEST_SUITE_P(Client, Reconnect, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "WithIoThread" : "CallerDriven"; });
 
 TEST(Client, UnreachableServerIsAnErrorValue) {
   // Bind a port, close it: nothing listens there now.

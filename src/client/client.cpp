@@ -41,6 +41,9 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   uint32_t backoff_ms = 0;
   uint32_t server_max_frame = proto::kDefaultMaxFrame;
   uint64_t next_id = 1;
+  // Caller-driven mode: calls take turns on call_mu and run `io` themselves.
+  std::mutex call_mu;
+  Clock::time_point next_attempt{};  // earliest reconnect attempt after a drop
 
   struct Pending {
     ReplyCallback done;
@@ -64,6 +67,14 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   void write_next();
   void complete(uint64_t id, Result<Reply> r);
   void send_request(uint16_t split, EncodedTensor tensor, int top_k, uint32_t deadline_ms, ReplyCallback done);
+
+  bool driven() const { return !opt.io_thread; }
+  // Caller-driven mode, call_mu held: runs the I/O on this thread until *flag is set.
+  void run_until(const bool* flag) {
+    while (!*flag && !io.stopped()) io.run_one();
+  }
+  void reconnect_now();  // caller-driven, call_mu held
+  Result<Reply> call(uint16_t split, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms);
 };
 
 void Client::Impl::handshake(std::function<void(Status)> done) {
@@ -176,6 +187,12 @@ void Client::Impl::drop(const Status& why) {
 
 void Client::Impl::schedule_reconnect() {
   if (shutting_down) return;
+  if (driven()) {
+    // The next call tries again: at once after a drop, then after a growing backoff.
+    next_attempt = Clock::now() + std::chrono::milliseconds(backoff_ms);
+    backoff_ms = backoff_ms == 0 ? opt.reconnect_initial_ms : std::min(backoff_ms * 2, opt.reconnect_max_ms);
+    return;
+  }
   backoff_ms = backoff_ms == 0 ? opt.reconnect_initial_ms : std::min(backoff_ms * 2, opt.reconnect_max_ms);
   reconnect_timer.expires_after(std::chrono::milliseconds(backoff_ms));
   reconnect_timer.async_wait([this, self = shared_from_this()](std::error_code ec) {
@@ -298,10 +315,53 @@ void Client::Impl::send_request(uint16_t split, EncodedTensor tensor, int top_k,
   write_next();
 }
 
+void Client::Impl::reconnect_now() {
+  io.poll();  // whatever already happened on the socket (a close, a drain frame) is noticed now
+  if (is_connected || shutting_down || Clock::now() < next_attempt) return;
+  bool done = false;
+  handshake([this, &done](Status st) {
+    if (st.ok()) {
+      on_connected();
+    } else {
+      detail::logger()->debug("reconnect to {} failed: {}", opt.server, st.message());
+      schedule_reconnect();
+    }
+    done = true;
+  });
+  run_until(&done);
+}
+
+Result<Reply> Client::Impl::call(uint16_t split, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms) {
+  std::lock_guard<std::mutex> lock(call_mu);
+  reconnect_now();
+  bool done = false;
+  Result<Reply> result = Status();
+  send_request(split, tensor, top_k, deadline_ms, [&](Result<Reply> r) {
+    result = std::move(r);
+    done = true;
+  });
+  run_until(&done);
+  if (!done) return detail::unavailable("client is shutting down");
+  return result;
+}
+
 Client::Client(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Client::~Client() {
   auto impl = impl_;
+  if (impl->driven()) {
+    std::lock_guard<std::mutex> lock(impl->call_mu);
+    impl->shutting_down = true;
+    impl->reconnect_timer.cancel();
+    impl->handshake_timer.cancel();
+    impl->drop(detail::unavailable("client closed"));
+    std::error_code ig;
+    impl->socket.close(ig);
+    impl->work.reset();
+    impl->io.poll();  // the aborted operations finish and release the handlers they hold
+    impl->io.stop();
+    return;
+  }
   std::promise<void> closed;
   asio::post(impl->io, [impl, &closed] {
     impl->shutting_down = true;
@@ -328,15 +388,27 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& o) {
   auto impl = std::make_shared<Impl>();
   impl->opt = o;
   impl->hp = *hp;
-  impl->thread = std::thread([impl] { impl->io.run(); });
-  std::promise<Status> result;
-  asio::post(impl->io, [impl, &result] {
-    impl->handshake([impl, &result](Status st) {
-      if (st.ok()) impl->on_connected();
-      result.set_value(st);
+  Status st;
+  if (impl->driven()) {
+    std::lock_guard<std::mutex> lock(impl->call_mu);
+    bool done = false;
+    impl->handshake([&](Status s) {
+      if (s.ok()) impl->on_connected();
+      st = s;
+      done = true;
     });
-  });
-  Status st = result.get_future().get();
+    impl->run_until(&done);
+  } else {
+    impl->thread = std::thread([impl] { impl->io.run(); });
+    std::promise<Status> result;
+    asio::post(impl->io, [impl, &result] {
+      impl->handshake([impl, &result](Status st) {
+        if (st.ok()) impl->on_connected();
+        result.set_value(st);
+      });
+    });
+    st = result.get_future().get();
+  }
   auto client = std::unique_ptr<Client>(new Client(impl));
   if (!st.ok()) return st;  // the destructor stops the thread
   return client;
@@ -355,12 +427,14 @@ int Client::find_split(const std::string& id) const {
 bool Client::connected() const { return impl_->is_connected; }
 
 void Client::infer_async(uint16_t split, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms, ReplyCallback done) {
+  if (impl_->driven()) return done(impl_->call(split, tensor, top_k, deadline_ms));
   asio::post(impl_->io, [impl = impl_, split, tensor, top_k, deadline_ms, done = std::move(done)]() mutable {
     impl->send_request(split, std::move(tensor), top_k, deadline_ms, std::move(done));
   });
 }
 
 Result<Reply> Client::infer(uint16_t split, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms) {
+  if (impl_->driven()) return impl_->call(split, tensor, top_k, deadline_ms);
   if (impl_->thread.get_id() == std::this_thread::get_id())
     return detail::failed_precondition("blocking infer() called from the client's own callback thread");
   auto promise = std::make_shared<std::promise<Result<Reply>>>();

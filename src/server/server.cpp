@@ -1,6 +1,9 @@
 #include "libsplit/server.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+
+#include <cerrno>
 
 #include <atomic>
 #include <chrono>
@@ -70,7 +73,8 @@ struct Model {
 
 struct ServerState;
 
-// One client connection. All socket operations and state changes run on `strand`.
+// One client connection. Reads, the timer and state changes run on `strand`; writes are guarded
+// by write_mu_ (a worker writes its reply itself when nothing is queued, see send()).
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(ServerState* server, tcp::socket socket);
@@ -87,7 +91,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_request();
   void fail(const Status& st, uint64_t request_id = 0);  // error frame, then close
   void arm_timer(uint32_t ms, const char* why);
-  void do_write();
+  void start_write_locked();
   void do_close();
 
   ServerState* server_;
@@ -99,9 +103,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<uint8_t> body_;
   proto::FrameHeader header_;
   bool hello_done_ = false;
-  bool closing_ = false;
+  std::mutex write_mu_;  // guards the four below
+  bool closing_ = false;  // written on the strand only, so the strand may read it unlocked
   bool writing_ = false;
-  bool close_after_write_ = false;
+  bool close_after_write_ = false;  // likewise
   std::deque<std::vector<uint8_t>> write_queue_;
   std::atomic<uint32_t> in_flight_{0};
   const Bundle* bundle_ = nullptr;
@@ -435,35 +440,77 @@ void Connection::send(proto::FrameType type, std::vector<uint8_t> body, bool clo
   std::vector<uint8_t> frame;
   frame.reserve(proto::kHeaderSize + body.size());
   proto::append_frame(type, body, &frame);
-  asio::dispatch(strand_, [self = shared_from_this(), frame = std::move(frame), close_after]() mutable {
-    if (self->closing_) return;
-    self->write_queue_.push_back(std::move(frame));
-    if (close_after) {
+  if (close_after) {
+    // Rare (an error that ends the connection): on the strand, after whatever is queued.
+    asio::dispatch(strand_, [self = shared_from_this(), frame = std::move(frame)]() mutable {
+      std::lock_guard<std::mutex> lock(self->write_mu_);
+      if (self->closing_) return;
+      self->write_queue_.push_back(std::move(frame));
       self->close_after_write_ = true;
       std::error_code ignored;
       self->socket_.shutdown(tcp::socket::shutdown_receive, ignored);
+      if (!self->writing_) self->start_write_locked();
+    });
+    return;
+  }
+  std::unique_lock<std::mutex> lock(write_mu_);
+  if (closing_) return;
+  size_t sent = 0;
+  if (!writing_ && write_queue_.empty()) {
+    // Nothing queued: write from this thread (a worker, usually) instead of waking the I/O
+    // thread for it. The socket is non-blocking; whatever the kernel does not take now is
+    // queued for the strand. closing_ is checked under write_mu_, which do_close holds while it
+    // closes the descriptor, so this never writes to a closed (or reused) descriptor.
+    const ssize_t n = ::send(socket_.native_handle(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent = size_t(n);
+      server_->tx += sent;
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      return;  // the connection is broken: the pending read sees it and closes
     }
-    if (!self->writing_) self->do_write();
-  });
+    if (sent == frame.size()) return;
+  }
+  if (sent > 0) frame.erase(frame.begin(), frame.begin() + ptrdiff_t(sent));
+  write_queue_.push_back(std::move(frame));
+  if (!writing_) {
+    writing_ = true;
+    lock.unlock();  // dispatch may run the handler right here, on the strand
+    asio::dispatch(strand_, [self = shared_from_this()] {
+      std::lock_guard<std::mutex> lock(self->write_mu_);
+      self->start_write_locked();
+    });
+  }
 }
 
-void Connection::do_write() {
+// On the strand, write_mu_ held: writes the front of the queue, or ends writing.
+void Connection::start_write_locked() {
+  if (closing_) {
+    writing_ = false;
+    write_queue_.clear();
+    return;
+  }
   if (write_queue_.empty()) {
     writing_ = false;
-    if (close_after_write_) do_close();
+    if (close_after_write_) asio::post(strand_, [self = shared_from_this()] { self->do_close(); });
     return;
   }
   writing_ = true;
   asio::async_write(socket_, asio::buffer(write_queue_.front()),
                     asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, size_t n) {
                       self->server_->tx += n;
-                      self->write_queue_.pop_front();  // the buffer this write used
-                      if (ec || self->closing_) {
-                        self->writing_ = false;
-                        self->write_queue_.clear();
-                        return self->do_close();
+                      bool failed = false;
+                      {
+                        std::lock_guard<std::mutex> lock(self->write_mu_);
+                        self->write_queue_.pop_front();  // the buffer this write used
+                        if (ec || self->closing_) {
+                          self->writing_ = false;
+                          self->write_queue_.clear();
+                          failed = true;
+                        } else {
+                          self->start_write_locked();
+                        }
                       }
-                      self->do_write();
+                      if (failed) self->do_close();
                     }));
 }
 
@@ -472,14 +519,17 @@ void Connection::close() {
 }
 
 void Connection::do_close() {
-  if (closing_) return;
-  closing_ = true;
-  std::error_code ignored;
-  timer_.cancel();
-  socket_.shutdown(tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
-  // A write in progress still owns the front buffer until its handler runs (with an error).
-  if (!writing_) write_queue_.clear();
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    if (closing_) return;
+    closing_ = true;
+    std::error_code ignored;
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    // A write in progress still owns the front buffer until its handler runs (with an error).
+    if (!writing_) write_queue_.clear();
+  }
   --server_->open;
   detail::logger()->info("connection {} closed", peer_);
   server_->remove(shared_from_this());
