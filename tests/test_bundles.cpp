@@ -59,9 +59,15 @@ TEST(Bundles, EveryCommittedBundleLoadsAndMatchesItsManifest) {
 
 class BrokenBundle : public ::testing::Test {
  protected:
+  void TearDown() override {
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
   void SetUp() override {
     src_ = committed_bundles().at(0);
-    dir_ = fs::path(LIBSPLIT_TEST_TMP) / "broken-bundle";
+    // One directory per test: ctest runs the tests of this fixture in parallel processes.
+    dir_ = fs::path(LIBSPLIT_TEST_TMP) /
+           (std::string("broken-bundle-") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::copy(src_, dir_, fs::copy_options::recursive);
     std::ifstream f(dir_ / "manifest.json");

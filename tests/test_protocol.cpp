@@ -2,8 +2,11 @@
 // random-input sweep over every decoder (no crash, no out-of-bounds read under ASan).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <random>
 
+#include "protocol/frame_reader.h"
 #include "protocol/frames.h"
 #include "protocol/wire.h"
 
@@ -277,6 +280,104 @@ TEST(Protocol, RandomBytesNeverCrashDecoders) {
     }
   }
   EXPECT_GT(accepted, 0u);  // mutations in the payload bytes stay valid requests
+}
+
+// Feeds `stream` to a FrameReader in pieces of `piece` bytes; returns the frames' bodies, or the
+// first error.
+libsplit::Result<std::vector<std::vector<uint8_t>>> reassemble(const std::vector<uint8_t>& stream, size_t piece,
+                                                                  uint32_t max_body = 1 << 20) {
+  proto::FrameReader reader(64);
+  std::vector<std::vector<uint8_t>> bodies;
+  size_t at = 0;
+  while (at < stream.size()) {
+    size_t room = 0;
+    uint8_t* p = reader.space(&room);
+    EXPECT_GE(room, 1u);
+    const size_t n = std::min({room, piece, stream.size() - at});
+    std::memcpy(p, stream.data() + at, n);
+    reader.commit(n);
+    at += n;
+    proto::Frame f;
+    for (;;) {
+      auto got = reader.next(max_body, &f);
+      if (!got.ok()) return got.status();
+      if (!*got) break;
+      bodies.emplace_back(f.body, f.body + f.size());
+    }
+  }
+  EXPECT_FALSE(reader.mid_frame());
+  return bodies;
+}
+
+TEST(FrameReader, ReassemblesFramesWhateverTheReadSizes) {
+  std::vector<std::vector<uint8_t>> want;
+  std::vector<uint8_t> stream;
+  std::mt19937 rng(7);
+  for (size_t len : {0u, 1u, 11u, 12u, 63u, 64u, 65u, 500u, 5000u}) {
+    std::vector<uint8_t> body(len);
+    for (auto& b : body) b = uint8_t(rng());
+    proto::append_frame(proto::FrameType::kRequest, body, &stream);
+    want.push_back(body);
+  }
+  for (size_t piece : {size_t(1), size_t(5), size_t(12), size_t(13), size_t(64), size_t(1000), stream.size()}) {
+    SCOPED_TRACE(piece);
+    auto got = reassemble(stream, piece);
+    ASSERT_TRUE(got.ok()) << got.status().to_string();
+    EXPECT_EQ(*got, want);
+  }
+}
+
+TEST(FrameReader, RejectsBadStreamsBeforeGrowing) {
+  std::vector<uint8_t> stream;
+  proto::append_frame(proto::FrameType::kRequest, std::vector<uint8_t>(100, 7), &stream);
+  auto bad_crc = stream;
+  bad_crc.back() ^= 1;
+  auto r = reassemble(bad_crc, 7);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
+  auto bad_magic = stream;
+  bad_magic[0] = 'X';
+  r = reassemble(bad_magic, 3);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  // A body declared larger than the limit is refused from its header alone.
+  r = reassemble(stream, 12, /*max_body=*/99);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+  proto::FrameReader reader(64);
+  size_t room = 0;
+  uint8_t* p = reader.space(&room);
+  std::vector<uint8_t> huge = {'L', 'S', 3, 0, 0xFF, 0xFF, 0xFF, 0x7F, 0, 0, 0, 0};
+  std::memcpy(p, huge.data(), huge.size());
+  reader.commit(huge.size());
+  proto::Frame f;
+  auto got = reader.next(4u << 20, &f);
+  ASSERT_FALSE(got.ok());
+  reader.space(&room);
+  EXPECT_LE(room, 64u) << "no buffer was sized from a refused header";
+}
+
+TEST(FrameReader, GivesBackTheMemoryOfALargeFrame) {
+  std::vector<uint8_t> stream;
+  proto::append_frame(proto::FrameType::kRequest, std::vector<uint8_t>(100000, 1), &stream);
+  proto::append_frame(proto::FrameType::kRequest, std::vector<uint8_t>(10, 2), &stream);
+  auto got = reassemble(stream, 4096);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 2u);
+  proto::FrameReader reader(64);
+  size_t room = 0;
+  uint8_t* p = reader.space(&room);
+  std::memcpy(p, stream.data(), 12);
+  reader.commit(12);
+  proto::Frame f;
+  ASSERT_FALSE(*reader.next(1 << 20, &f));
+  p = reader.space(&room);
+  EXPECT_GE(room, 100000u) << "room for the whole declared body";
+  std::memcpy(p, stream.data() + 12, 100000);
+  reader.commit(100000);
+  ASSERT_TRUE(*reader.next(1 << 20, &f));
+  reader.space(&room);
+  EXPECT_LE(room, 64u);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "net/endpoint.h"
+#include "protocol/frame_reader.h"
 #include "protocol/frames.h"
 
 namespace libsplit {
@@ -47,16 +48,18 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
 
   struct Pending {
     ReplyCallback done;
-    std::unique_ptr<asio::steady_timer> timer;
+    std::unique_ptr<asio::steady_timer> timer;  // the deadline; caller-driven calls watch it themselves
     Clock::time_point sent;
     size_t request_bytes = 0;
   };
   std::unordered_map<uint64_t, Pending> pending;
   std::deque<std::vector<uint8_t>> write_queue;
   bool writing = false;
-  std::array<uint8_t, proto::kHeaderSize> header_buf{};
+  std::array<uint8_t, proto::kHeaderSize> header_buf{};  // the handshake reads exactly its reply
   proto::FrameHeader header;
   std::vector<uint8_t> body;
+  proto::FrameReader reader;  // after the handshake: whatever the socket has, frames taken whole
+  proto::Frame frame;
 
   void handshake(std::function<void(Status)> done);
   void on_connected();
@@ -66,7 +69,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   void on_frame();
   void write_next();
   void complete(uint64_t id, Result<Reply> r);
-  void send_request(uint16_t split, EncodedTensor tensor, int top_k, uint32_t deadline_ms, ReplyCallback done);
+  // Returns the request id (0 when `done` was already called with an error).
+  uint64_t send_request(uint16_t split, EncodedTensor tensor, int top_k, uint32_t deadline_ms, ReplyCallback done);
 
   bool driven() const { return !opt.io_thread; }
   // Caller-driven mode, call_mu held: runs the I/O on this thread until *flag is set.
@@ -82,6 +86,7 @@ void Client::Impl::handshake(std::function<void(Status)> done) {
   std::error_code ignored;
   socket.close(ignored);
   socket = tcp::socket(io);
+  reader = proto::FrameReader();
   auto self = shared_from_this();
   auto finished = std::make_shared<bool>(false);
   auto finish = [this, self, done, finished, gen](Status st) {
@@ -176,7 +181,7 @@ void Client::Impl::drop(const Status& why) {
   auto failed = std::move(pending);
   pending.clear();
   for (auto& [id, p] : failed) {
-    p.timer->cancel();
+    if (p.timer) p.timer->cancel();
     p.done(Status(why.code() == StatusCode::kOk ? StatusCode::kUnavailable : why.code(), why.message()));
   }
   if (was && !shutting_down) {
@@ -206,29 +211,29 @@ void Client::Impl::schedule_reconnect() {
 }
 
 void Client::Impl::read_loop(uint64_t gen) {
-  auto self = shared_from_this();
-  asio::async_read(socket, asio::buffer(header_buf), [this, self, gen](std::error_code ec, size_t n) {
+  size_t n = 0;
+  uint8_t* p = reader.space(&n);
+  socket.async_read_some(asio::buffer(p, n), [this, self = shared_from_this(), gen](std::error_code ec, size_t got) {
     if (gen != generation) return;
     if (ec) return drop(detail::unavailable("connection to ", opt.server, " closed: ", ec.message()));
-    Status st = proto::decode_header(header_buf.data(), n, opt.max_frame_bytes, &header);
-    if (!st.ok()) return drop(Status(StatusCode::kUnavailable, "bad frame from server: " + st.message()));
-    body.resize(header.body_length);
-    asio::async_read(socket, asio::buffer(body), [this, self, gen](std::error_code ec, size_t) {
-      if (gen != generation) return;
-      if (ec) return drop(detail::unavailable("connection to ", opt.server, " closed: ", ec.message()));
+    reader.commit(got);
+    for (;;) {
+      auto more = reader.next(opt.max_frame_bytes, &frame);
+      if (!more.ok()) return drop(Status(StatusCode::kUnavailable, "bad frame from server: " + more.status().message()));
+      if (!*more) break;
       on_frame();
-      if (gen == generation) read_loop(gen);
-    });
+      if (gen != generation) return;
+    }
+    read_loop(gen);
   });
 }
 
 void Client::Impl::on_frame() {
-  Status st = proto::check_body(header, body.data(), body.size());
-  if (!st.ok()) return drop(Status(StatusCode::kUnavailable, "bad frame from server: " + st.message()));
-  switch (header.type) {
+  Status st;
+  switch (frame.header.type) {
     case proto::FrameType::kResponse: {
       proto::Response r;
-      st = proto::decode_response(body.data(), body.size(), &r);
+      st = proto::decode_response(frame.body, frame.size(), &r);
       if (!st.ok()) return drop(Status(StatusCode::kUnavailable, "bad response from server: " + st.message()));
       auto it = pending.find(r.id);
       if (it == pending.end()) return;  // its deadline already passed
@@ -239,13 +244,13 @@ void Client::Impl::on_frame() {
       reply.server_tail_us = r.tail_us;
       reply.round_trip_us = uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - it->second.sent).count());
       reply.request_bytes = it->second.request_bytes;
-      reply.response_bytes = proto::kHeaderSize + body.size();
+      reply.response_bytes = proto::kHeaderSize + frame.size();
       complete(r.id, std::move(reply));
       return;
     }
     case proto::FrameType::kError: {
       proto::ErrorFrame e;
-      st = proto::decode_error(body.data(), body.size(), &e);
+      st = proto::decode_error(frame.body, frame.size(), &e);
       if (!st.ok()) return drop(Status(StatusCode::kUnavailable, "bad error frame from server: " + st.message()));
       if (e.id == 0) return drop(Status(e.code, "server closed the connection: " + e.message));
       complete(e.id, Status(e.code, e.message));
@@ -256,7 +261,7 @@ void Client::Impl::on_frame() {
     case proto::FrameType::kDrain:
       return drop(detail::unavailable("server ", opt.server, " is draining"));
     default:
-      return drop(detail::unavailable("unexpected frame type ", int(header.type), " from server"));
+      return drop(detail::unavailable("unexpected frame type ", int(frame.header.type), " from server"));
   }
 }
 
@@ -264,7 +269,7 @@ void Client::Impl::complete(uint64_t id, Result<Reply> r) {
   auto it = pending.find(id);
   if (it == pending.end()) return;
   auto done = std::move(it->second.done);
-  it->second.timer->cancel();
+  if (it->second.timer) it->second.timer->cancel();
   pending.erase(it);
   done(std::move(r));
 }
@@ -282,11 +287,15 @@ void Client::Impl::write_next() {
                     });
 }
 
-void Client::Impl::send_request(uint16_t split, EncodedTensor tensor, int top_k, uint32_t deadline_ms,
-                                ReplyCallback done) {
-  if (shutting_down) return done(detail::unavailable("client is shutting down"));
-  if (!is_connected) return done(detail::unavailable("not connected to ", opt.server, " (reconnecting)"));
-  if (top_k < 0 || top_k > 255) return done(detail::invalid_argument("top_k must be in [0, 255], got ", top_k));
+uint64_t Client::Impl::send_request(uint16_t split, EncodedTensor tensor, int top_k, uint32_t deadline_ms,
+                                    ReplyCallback done) {
+  auto refuse = [&](Status st) {
+    done(std::move(st));
+    return uint64_t(0);
+  };
+  if (shutting_down) return refuse(detail::unavailable("client is shutting down"));
+  if (!is_connected) return refuse(detail::unavailable("not connected to ", opt.server, " (reconnecting)"));
+  if (top_k < 0 || top_k > 255) return refuse(detail::invalid_argument("top_k must be in [0, 255], got ", top_k));
   proto::Request req;
   req.id = next_id++;
   const uint32_t ms = deadline_ms ? deadline_ms : opt.default_deadline_ms;
@@ -296,8 +305,8 @@ void Client::Impl::send_request(uint16_t split, EncodedTensor tensor, int top_k,
   req.tensor = std::move(tensor);
   const size_t frame_bytes = proto::request_frame_size(req);
   if (frame_bytes - proto::kHeaderSize > server_max_frame)
-    return done(detail::resource_exhausted("request of ", frame_bytes, " bytes exceeds the server's limit of ",
-                                           server_max_frame));
+    return refuse(detail::resource_exhausted("request of ", frame_bytes, " bytes exceeds the server's limit of ",
+                                             server_max_frame));
   std::vector<uint8_t> frame;
   frame.reserve(frame_bytes);
   proto::append_frame(proto::FrameType::kRequest, proto::encode_request(req), &frame);
@@ -305,14 +314,17 @@ void Client::Impl::send_request(uint16_t split, EncodedTensor tensor, int top_k,
   p.done = std::move(done);
   p.request_bytes = frame.size();
   p.sent = Clock::now();
-  p.timer = std::make_unique<asio::steady_timer>(io, std::chrono::milliseconds(ms));
-  p.timer->async_wait([this, self = shared_from_this(), id = req.id, ms](std::error_code ec) {
-    if (ec) return;
-    complete(id, detail::deadline_exceeded("no reply within ", ms, " ms"));
-  });
+  if (!driven()) {
+    p.timer = std::make_unique<asio::steady_timer>(io, std::chrono::milliseconds(ms));
+    p.timer->async_wait([this, self = shared_from_this(), id = req.id, ms](std::error_code ec) {
+      if (ec) return;
+      complete(id, detail::deadline_exceeded("no reply within ", ms, " ms"));
+    });
+  }
   pending.emplace(req.id, std::move(p));
   write_queue.push_back(std::move(frame));
   write_next();
+  return req.id;
 }
 
 void Client::Impl::reconnect_now() {
@@ -336,11 +348,17 @@ Result<Reply> Client::Impl::call(uint16_t split, const EncodedTensor& tensor, in
   reconnect_now();
   bool done = false;
   Result<Reply> result = Status();
-  send_request(split, tensor, top_k, deadline_ms, [&](Result<Reply> r) {
+  const uint32_t ms = deadline_ms ? deadline_ms : opt.default_deadline_ms;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(ms);
+  const uint64_t id = send_request(split, tensor, top_k, deadline_ms, [&](Result<Reply> r) {
     result = std::move(r);
     done = true;
   });
-  run_until(&done);
+  // No timer per request: this thread runs the I/O until the reply or the deadline.
+  while (!done && !io.stopped()) {
+    if (io.run_one_until(deadline) == 0 && Clock::now() >= deadline)
+      complete(id, detail::deadline_exceeded("no reply within ", ms, " ms"));
+  }
   if (!done) return detail::unavailable("client is shutting down");
   return result;
 }

@@ -22,6 +22,7 @@
 #include "libsplit/bundle.h"
 #include "libsplit/preprocess.h"
 #include "net/endpoint.h"
+#include "protocol/frame_reader.h"
 #include "protocol/frames.h"
 
 namespace libsplit {
@@ -84,24 +85,31 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void finish_request();  // a worker is done with one request (thread-safe)
 
  private:
-  void read_header();
-  void read_body();
+  void read_more();
+  void on_bytes();
   void on_frame();
   void handle_hello();
   void handle_request();
   void fail(const Status& st, uint64_t request_id = 0);  // error frame, then close
-  void arm_timer(uint32_t ms, const char* why);
+  void set_deadline(uint32_t ms, const char* why);
+  void arm_timer_at(Clock::time_point t);
   void start_write_locked();
   void do_close();
 
   ServerState* server_;
   tcp::socket socket_;
   asio::strand<asio::any_io_executor> strand_;
+  // One deadline for the connection (handshake, frame, idle); the timer is re-armed only when
+  // it fires early or the deadline moves earlier, so a request costs no timer system call.
   asio::steady_timer timer_;
+  Clock::time_point deadline_{};
+  const char* deadline_why_ = "";
+  Clock::time_point timer_at_{};
+  bool timer_armed_ = false;
+  bool in_frame_ = false;  // a frame has started arriving: the frame timeout runs
   std::string peer_;
-  std::array<uint8_t, proto::kHeaderSize> header_buf_{};
-  std::vector<uint8_t> body_;
-  proto::FrameHeader header_;
+  proto::FrameReader reader_;
+  proto::Frame frame_;  // the frame being handled; its body points into reader_
   bool hello_done_ = false;
   std::mutex write_mu_;  // guards the four below
   bool closing_ = false;  // written on the strand only, so the strand may read it unlocked
@@ -236,59 +244,77 @@ void Connection::start() {
   ++server_->open;
   detail::logger()->info("connection from {}", peer_);
   asio::dispatch(strand_, [self = shared_from_this()] {
-    self->arm_timer(self->server_->opt.handshake_timeout_ms, "handshake timeout");
-    self->read_header();
+    self->set_deadline(self->server_->opt.handshake_timeout_ms, "handshake timeout");
+    self->read_more();
   });
 }
 
-void Connection::arm_timer(uint32_t ms, const char* why) {
-  timer_.expires_after(std::chrono::milliseconds(ms));
-  timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this(), why](std::error_code ec) {
-    if (ec) return;  // re-armed or cancelled
-    detail::logger()->info("closing {}: {}", self->peer_, why);
+void Connection::set_deadline(uint32_t ms, const char* why) {
+  deadline_ = Clock::now() + std::chrono::milliseconds(ms);
+  deadline_why_ = why;
+  if (!timer_armed_ || deadline_ < timer_at_) arm_timer_at(deadline_);
+}
+
+void Connection::arm_timer_at(Clock::time_point t) {
+  timer_armed_ = true;
+  timer_at_ = t;
+  timer_.expires_at(t);
+  timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec) {
+    if (ec) return;  // re-armed for an earlier deadline, or closing
+    self->timer_armed_ = false;
+    if (self->closing_) return;
+    if (Clock::now() < self->deadline_) return self->arm_timer_at(self->deadline_);  // it moved later
+    detail::logger()->info("closing {}: {}", self->peer_, self->deadline_why_);
     self->do_close();
   }));
 }
 
-void Connection::read_header() {
+void Connection::read_more() {
   if (closing_ || close_after_write_) return;
-  asio::async_read(socket_, asio::buffer(header_buf_),
-                   asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, size_t n) {
-                     if (ec) return self->do_close();
-                     self->server_->rx += n;
-                     const uint32_t limit = self->hello_done_ ? self->server_->opt.max_frame_bytes : proto::kMaxHelloBody;
-                     Status st = proto::decode_header(self->header_buf_.data(), n, limit, &self->header_);
-                     if (!st.ok()) {
-                       ++self->server_->proto_errors;
-                       return self->fail(st);
-                     }
-                     self->arm_timer(self->server_->opt.frame_timeout_ms, "frame not completed in time");
-                     self->read_body();
-                   }));
+  size_t n = 0;
+  uint8_t* p = reader_.space(&n);
+  socket_.async_read_some(asio::buffer(p, n),
+                          asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, size_t got) {
+                            if (ec) return self->do_close();
+                            self->server_->rx += got;
+                            self->reader_.commit(got);
+                            self->on_bytes();
+                          }));
 }
 
-void Connection::read_body() {
-  body_.resize(header_.body_length);
-  asio::async_read(socket_, asio::buffer(body_),
-                   asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, size_t n) {
-                     if (ec) return self->do_close();
-                     self->server_->rx += n;
-                     Status st = proto::check_body(self->header_, self->body_.data(), self->body_.size());
-                     if (!st.ok()) {
-                       ++self->server_->proto_errors;
-                       return self->fail(st);
-                     }
-                     self->on_frame();
-                   }));
+// Handles every complete frame buffered, then sets the deadline and reads again.
+void Connection::on_bytes() {
+  for (;;) {
+    const uint32_t limit = hello_done_ ? server_->opt.max_frame_bytes : proto::kMaxHelloBody;
+    auto got = reader_.next(limit, &frame_);
+    if (!got.ok()) {
+      ++server_->proto_errors;
+      return fail(got.status());
+    }
+    if (!*got) break;
+    in_frame_ = false;
+    on_frame();
+    if (closing_ || close_after_write_) return;  // an error frame is on its way, then we close
+  }
+  if (reader_.mid_frame()) {
+    if (!in_frame_) {
+      in_frame_ = true;
+      set_deadline(server_->opt.frame_timeout_ms, "frame not completed in time");
+    }
+  } else if (hello_done_) {
+    set_deadline(server_->opt.idle_timeout_ms, "idle timeout");
+  }
+  read_more();
 }
 
 void Connection::on_frame() {
   using proto::FrameType;
-  if (!hello_done_ && header_.type != FrameType::kHello) {
+  const FrameType type = frame_.header.type;
+  if (!hello_done_ && type != FrameType::kHello) {
     ++server_->proto_errors;
-    return fail(invalid_argument("the first frame must be a hello, got type ", int(header_.type)));
+    return fail(invalid_argument("the first frame must be a hello, got type ", int(type)));
   }
-  switch (header_.type) {
+  switch (type) {
     case FrameType::kHello:
       if (hello_done_) {
         ++server_->proto_errors;
@@ -301,7 +327,7 @@ void Connection::on_frame() {
       break;
     case FrameType::kPing: {
       uint64_t nonce;
-      Status st = proto::decode_u64(body_.data(), body_.size(), &nonce);
+      Status st = proto::decode_u64(frame_.body, frame_.size(), &nonce);
       if (!st.ok()) {
         ++server_->proto_errors;
         return fail(st);
@@ -311,16 +337,13 @@ void Connection::on_frame() {
     }
     default:
       ++server_->proto_errors;
-      return fail(invalid_argument("frame type ", int(header_.type), " is not accepted by the server"));
+      return fail(invalid_argument("frame type ", int(type), " is not accepted by the server"));
   }
-  if (closing_ || close_after_write_) return;  // an error frame is on its way, then we close
-  arm_timer(server_->opt.idle_timeout_ms, "idle timeout");
-  read_header();
 }
 
 void Connection::handle_hello() {
   proto::Hello h;
-  Status st = proto::decode_hello(body_.data(), body_.size(), &h);
+  Status st = proto::decode_hello(frame_.body, frame_.size(), &h);
   if (!st.ok()) {
     ++server_->proto_errors;
     return fail(st);
@@ -362,7 +385,7 @@ void Connection::handle_hello() {
 
 void Connection::handle_request() {
   auto req = std::make_shared<proto::Request>();
-  Status st = proto::decode_request(body_.data(), body_.size(), req.get());
+  Status st = proto::decode_request(frame_.body, frame_.size(), req.get());
   if (!st.ok()) {
     // The frame was well delimited and its CRC right: reject the request, keep the connection.
     ++server_->failed;
