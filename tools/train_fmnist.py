@@ -4,6 +4,7 @@
   /usr/bin/python3 tools/train_fmnist.py --out build/train            # everything
   /usr/bin/python3 tools/train_fmnist.py --out build/train --stage teacher
   /usr/bin/python3 tools/train_fmnist.py --out build/train --stage bottlefit --widths 1 2 4
+  /usr/bin/python3 tools/train_fmnist.py --out build/train --stage restart    # cycle (iii) only
 
 Teacher: SGD (momentum 0.9, nesterov), one-cycle LR peaking at 0.1, weight decay 5e-4,
 random crop (pad 2) + horizontal flip.
@@ -16,6 +17,10 @@ BottleFit, per width, two stages (all widths share each batch's teacher forward 
        T = 1, alpha = 0.5 (BottleFit's values); SGD momentum 0.9, lr 0.01 cosine, wd 5e-4.
        The bottleneck goes through per-image 8-bit quantization in the forward pass
        (straight-through gradient), so the student learns what the wire carries.
+  (iii) a second KD cycle (a warm restart: fresh SGD, lr back to --kd-lr, cosine again over
+       --restart-epochs) for the widths in --restart-widths, the narrow ones, whose accuracy is
+       still rising when cycle (ii) ends. Its batch order is seeded on its own (seed + 2), so
+       `--stage restart` on saved students gives the same result as the one-command run.
 Seeded (--seed); prints loss and test accuracy every epoch; writes state dicts to --out.
 """
 import argparse
@@ -139,12 +144,23 @@ def train_bottlefit(args, teacher, train, test):
                 f"({time.time() - t0:.0f} s for all widths)")
 
     # Stage (ii): knowledge-distillation fine-tuning of the whole student.
+    kd_cycle(args, teacher, students, train, test, args.kd_epochs, gen, "kd")
+    for w, s in students.items():
+        torch.save(s.state_dict(), os.path.join(args.out, f"bottlefit-w{w}.pt"))
+    return students
+
+
+def kd_cycle(args, teacher, students, train, test, epochs, gen, label):
+    """Knowledge-distillation fine-tuning of every student (all parameters), one cosine cycle."""
+    teacher.eval()
+    n_batches = math.ceil(train[0].shape[0] / args.batch_size)
+    opts, scheds = {}, {}
     for w, s in students.items():
         for p in s.parameters():
             p.requires_grad_(True)
         opts[w] = torch.optim.SGD(s.parameters(), lr=args.kd_lr, momentum=0.9, weight_decay=5e-4)
-        scheds[w] = torch.optim.lr_scheduler.CosineAnnealingLR(opts[w], args.kd_epochs * n_batches)
-    for epoch in range(args.kd_epochs):
+        scheds[w] = torch.optim.lr_scheduler.CosineAnnealingLR(opts[w], epochs * n_batches)
+    for epoch in range(epochs):
         t0 = time.time()
         totals = {w: 0.0 for w in students}
         seen = 0
@@ -165,10 +181,32 @@ def train_bottlefit(args, teacher, train, test):
                 totals[w] += loss.item() * idx.numel()
             seen += idx.numel()
         for w, s in students.items():
-            log(f"bottlefit w={w} kd epoch {epoch + 1}/{args.kd_epochs}: loss {totals[w] / seen:.4f} "
+            log(f"bottlefit w={w} {label} epoch {epoch + 1}/{epochs}: loss {totals[w] / seen:.4f} "
                 f"test top-1 {accuracy(s, *test):.2f}% (8-bit {accuracy(s, *test, quantize_bits=8):.2f}%) "
                 f"({time.time() - t0:.0f} s for all widths)")
-    for w, s in students.items():
+
+
+def restart_cycle(args, teacher, train, test, students=None):
+    """Cycle (iii): a second KD cycle for --restart-widths, from the saved (or given) students."""
+    widths = [w for w in args.restart_widths if args.restart_epochs > 0]
+    if not widths:
+        return
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    chosen = {}
+    for w in widths:
+        path = os.path.join(args.out, f"bottlefit-w{w}.pt")
+        if students is not None and w in students:
+            chosen[w] = students[w]
+            continue
+        if not os.path.exists(path):
+            sys.exit(f"train_fmnist: {path} does not exist (train width {w} with --stage bottlefit first)")
+        s = models.Student(models.Teacher(), w)
+        s.load_state_dict(torch.load(path))
+        chosen[w] = s.to(memory_format=CL)
+    gen = torch.Generator().manual_seed(args.seed + 2)
+    kd_cycle(args, teacher, chosen, train, test, args.restart_epochs, gen, "kd-restart")
+    for w, s in chosen.items():
         torch.save(s.state_dict(), os.path.join(args.out, f"bottlefit-w{w}.pt"))
 
 
@@ -176,13 +214,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="directory for the trained state dicts")
     ap.add_argument("--data", default=data.DEFAULT_DIR, help="Fashion-MNIST IDX directory")
-    ap.add_argument("--stage", choices=["all", "teacher", "bottlefit"], default="all")
+    ap.add_argument("--stage", choices=["all", "teacher", "bottlefit", "restart"], default="all")
     ap.add_argument("--widths", type=int, nargs="+", default=[1, 2, 4],
                     help="bottleneck channels at 7x7 (bytes per image at 8 bits = 49 x width)")
     ap.add_argument("--teacher-epochs", type=int, default=12)
     ap.add_argument("--hd-epochs", type=int, default=3)
     ap.add_argument("--kd-epochs", type=int, default=6)
     ap.add_argument("--kd-lr", type=float, default=0.01)
+    ap.add_argument("--restart-epochs", type=int, default=12,
+                    help="epochs of the second KD cycle (0: none)")
+    ap.add_argument("--restart-widths", type=int, nargs="*", default=[1, 2],
+                    help="widths that get the second KD cycle")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -199,8 +241,11 @@ def main():
     else:
         teacher = models.Teacher()
         teacher.load_state_dict(torch.load(os.path.join(args.out, "teacher.pt")))
+    students = None
     if args.stage in ("all", "bottlefit"):
-        train_bottlefit(args, teacher, train, test)
+        students = train_bottlefit(args, teacher, train, test)
+    if args.stage in ("all", "restart"):
+        restart_cycle(args, teacher, train, test, students)
 
 
 if __name__ == "__main__":

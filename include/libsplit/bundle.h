@@ -2,6 +2,8 @@
 // Schema of manifest.json: see "Bundle format" in README.md. LibTorch stays behind the pimpl.
 #pragma once
 
+#include "libsplit/export.h"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -11,6 +13,7 @@
 #include "libsplit/status.h"
 #include "libsplit/tensor.h"
 
+LIBSPLIT_PUBLIC_BEGIN
 namespace libsplit {
 
 constexpr int kManifestFormatVersion = 1;
@@ -94,3 +97,4 @@ class Bundle {
 };
 
 }  // namespace libsplit
+LIBSPLIT_PUBLIC_END

@@ -14,6 +14,8 @@
 // Either way the destructor fails requests still in flight with kUnavailable before it returns.
 #pragma once
 
+#include "libsplit/export.h"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,6 +26,7 @@
 #include "libsplit/status.h"
 #include "libsplit/tensor.h"
 
+LIBSPLIT_PUBLIC_BEGIN
 namespace libsplit {
 
 struct ClientOptions {
@@ -89,3 +92,4 @@ class Client {
 };
 
 }  // namespace libsplit
+LIBSPLIT_PUBLIC_END

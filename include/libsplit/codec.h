@@ -10,6 +10,8 @@
 // (element i sits in the lowest unused bits of its byte). All functions are pure and thread-safe.
 #pragma once
 
+#include "libsplit/export.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -18,6 +20,7 @@
 #include "libsplit/status.h"
 #include "libsplit/tensor.h"
 
+LIBSPLIT_PUBLIC_BEGIN
 namespace libsplit {
 
 // Stable numbering: these values travel on the wire.
@@ -65,3 +68,4 @@ Status encode(const Tensor& tensor, const CodecSpec& spec, EncodedTensor* out);
 Status decode(const EncodedTensor& encoded, Tensor* out);
 
 }  // namespace libsplit
+LIBSPLIT_PUBLIC_END

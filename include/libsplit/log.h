@@ -2,9 +2,12 @@
 // It never touches the application's default spdlog logger. Both calls are thread-safe.
 #pragma once
 
+#include "libsplit/export.h"
+
 #include <functional>
 #include <string>
 
+LIBSPLIT_PUBLIC_BEGIN
 namespace libsplit {
 
 enum class LogLevel { kTrace = 0, kDebug, kInfo, kWarn, kError, kOff };
@@ -19,3 +22,4 @@ void set_log_callback(LogCallback callback);
 bool parse_log_level(const std::string& name, LogLevel* out);
 
 }  // namespace libsplit
+LIBSPLIT_PUBLIC_END

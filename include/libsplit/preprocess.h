@@ -4,6 +4,8 @@
 // with the same function, so local and offloaded runs see identical inputs. Thread-safe.
 #pragma once
 
+#include "libsplit/export.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -13,6 +15,7 @@
 #include "libsplit/status.h"
 #include "libsplit/tensor.h"
 
+LIBSPLIT_PUBLIC_BEGIN
 namespace libsplit {
 
 // Interleaved (HWC) 8-bit pixels, `channels` of them per pixel in the spec's channel order.
@@ -44,3 +47,4 @@ class IdxFile {
 };
 
 }  // namespace libsplit
+LIBSPLIT_PUBLIC_END

@@ -6,12 +6,15 @@
 // pool, never on an I/O thread.
 #pragma once
 
+#include "libsplit/export.h"
+
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include "libsplit/status.h"
 
+LIBSPLIT_PUBLIC_BEGIN
 namespace libsplit {
 
 struct ServerOptions {
@@ -63,3 +66,4 @@ class Server {
 };
 
 }  // namespace libsplit
+LIBSPLIT_PUBLIC_END

@@ -5,6 +5,8 @@
 // used, a Client; both must outlive it. run() is thread-safe when the Client is.
 #pragma once
 
+#include "libsplit/export.h"
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -15,6 +17,7 @@
 #include "libsplit/status.h"
 #include "libsplit/tensor.h"
 
+LIBSPLIT_PUBLIC_BEGIN
 namespace libsplit {
 
 struct Strategy {
@@ -54,3 +57,4 @@ class SplitSession {
 };
 
 }  // namespace libsplit
+LIBSPLIT_PUBLIC_END

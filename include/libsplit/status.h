@@ -2,11 +2,14 @@
 // crosses the public API. Status and Result are plain values: copy them freely, any thread.
 #pragma once
 
+#include "libsplit/export.h"
+
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
 
+LIBSPLIT_PUBLIC_BEGIN
 namespace libsplit {
 
 // Codes are stable: they travel in the wire protocol's error frames (one byte).
@@ -67,3 +70,4 @@ class Result {
 };
 
 }  // namespace libsplit
+LIBSPLIT_PUBLIC_END

@@ -1,10 +1,13 @@
 // Plain tensors and predictions exchanged with the library. No LibTorch types.
 #pragma once
 
+#include "libsplit/export.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
 
+LIBSPLIT_PUBLIC_BEGIN
 namespace libsplit {
 
 // A dense float32 tensor in row-major (C) order that owns its data.
@@ -28,3 +31,4 @@ struct ClassScore {
 std::vector<ClassScore> top_k(const Tensor& logits, int k);
 
 }  // namespace libsplit
+LIBSPLIT_PUBLIC_END
