@@ -1,0 +1,207 @@
+#include "codec/rans.h"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "common/errors.h"
+
+namespace libsplit::codec::rans {
+namespace {
+
+constexpr uint64_t kLow = 1ull << 31;  // the state stays in [kLow, kLow << 32) between symbols
+
+// High 64 bits of a 64x64-bit product.
+#if defined(__SIZEOF_INT128__)
+__extension__ typedef unsigned __int128 u128;
+uint64_t mul_hi(uint64_t a, uint64_t b) { return uint64_t(u128(a) * b >> 64); }
+#else
+uint64_t mul_hi(uint64_t a, uint64_t b) {
+  const uint64_t a0 = uint32_t(a), a1 = a >> 32, b0 = uint32_t(b), b1 = b >> 32;
+  const uint64_t mid = (a0 * b0 >> 32) + uint32_t(a1 * b0) + uint32_t(a0 * b1);
+  return a1 * b1 + (a1 * b0 >> 32) + (a0 * b1 >> 32) + (mid >> 32);
+}
+#endif
+
+void put_u32(std::vector<uint32_t>* words, uint64_t x) { words->push_back(uint32_t(x)); }
+
+uint32_t get_u32(const uint8_t* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+}  // namespace
+
+Result<Table> Table::create(int offset, const std::vector<uint32_t>& freqs) {
+  if (freqs.size() < 1 || freqs.size() > 257)
+    return detail::invalid_argument("rANS table needs 1 to 257 frequencies (symbols + escape), got ", freqs.size());
+  const size_t n = freqs.size() - 1;
+  if (offset < 0 || offset + n > 256)
+    return detail::invalid_argument("rANS table range [", offset, ", ", offset + int(n), ") is outside [0, 256)");
+  uint64_t sum = 0;
+  for (size_t i = 0; i < freqs.size(); ++i) {
+    if (freqs[i] == 0 || freqs[i] > kScale)
+      return detail::invalid_argument("rANS frequency ", i, " is ", freqs[i], " (must be in [1, ", kScale, "])");
+    sum += freqs[i];
+  }
+  if (sum != kScale) return detail::invalid_argument("rANS frequencies sum to ", sum, ", not ", kScale);
+  Table t;
+  t.offset_ = offset;
+  t.freqs_ = freqs;
+  t.starts_.resize(freqs.size());
+  t.enc_.resize(freqs.size());
+  t.slot_to_symbol_.resize(kScale);
+  uint32_t start = 0;
+  for (size_t s = 0; s < freqs.size(); ++s) {
+    const uint32_t f = freqs[s];
+    t.starts_[s] = start;
+    std::fill(t.slot_to_symbol_.begin() + start, t.slot_to_symbol_.begin() + start + f, uint16_t(s));
+    EncSymbol& e = t.enc_[s];
+    e.x_max = ((kLow >> kScaleBits) << 32) * f;
+    e.cmpl_freq = kScale - f;
+    if (f < 2) {
+      // x / 1 = x: multiply by 2^64 - 1 and take the high word, plus a bias that corrects it.
+      e.rcp_freq = ~0ull;
+      e.rcp_shift = 0;
+      e.bias = start + kScale - 1;
+    } else {
+      // Alverson's reciprocal: ceil(2^(63 + shift) / f) with f <= 2^shift, so
+      // q = mul_hi(x, rcp) >> (shift - 1) equals x / f for every 63-bit x.
+      uint32_t shift = 0;
+      while (f > (1u << shift)) ++shift;
+      uint64_t x0 = f - 1, x1 = 1ull << (shift + 31);
+      const uint64_t t1 = x1 / f;
+      x0 += (x1 % f) << 32;
+      const uint64_t t0 = x0 / f;
+      e.rcp_freq = t0 + (t1 << 32);
+      e.rcp_shift = shift - 1;
+      e.bias = start;
+    }
+    start += f;
+  }
+  return t;
+}
+
+std::vector<uint32_t> Table::normalize(const std::vector<uint64_t>& counts) {
+  const size_t k = counts.size();
+  std::vector<uint32_t> f(k, 1);
+  if (k == 0 || k > kScale) return {};
+  const uint64_t total = std::accumulate(counts.begin(), counts.end(), uint64_t(0));
+  const uint32_t spare = kScale - uint32_t(k);  // what is left after the minimum of 1 each
+  if (total == 0) {
+    for (size_t i = 0; i < spare; ++i) ++f[i % k];
+    return f;
+  }
+  // Largest remainder: floor shares first, then one more to the largest fractional parts.
+  std::vector<std::pair<double, size_t>> rest(k);
+  uint32_t given = 0;
+  for (size_t i = 0; i < k; ++i) {
+    const double share = double(counts[i]) / double(total) * spare;
+    const uint32_t whole = uint32_t(share);
+    f[i] += whole;
+    given += whole;
+    rest[i] = {share - whole, i};
+  }
+  std::sort(rest.begin(), rest.end(), [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+  for (size_t i = 0; given < spare; ++i, ++given) ++f[rest[i % k].second];
+  return f;
+}
+
+void Coder::encode(const uint8_t* values, size_t n, const std::vector<const Table*>& tables, size_t plane,
+                   std::vector<uint8_t>* out) {
+  std::vector<uint32_t> words;
+  words.reserve(n / 2 + 4);
+  uint64_t x = kLow;
+  const size_t nt = tables.size();
+  const size_t per = plane == 0 ? n + 1 : plane;
+  // Backwards, so that the decoder reads forwards; one table per plane of `per` values.
+  for (size_t seg_end = n; seg_end > 0;) {
+    const size_t seg = (seg_end - 1) / per;
+    const Table& t = *tables[seg % nt];
+    const size_t seg_begin = seg * per;
+    const int lo = t.offset_;
+    const size_t count = t.symbols();
+    for (size_t i = seg_end; i-- > seg_begin;) {
+      const int v = values[i];
+      size_t s = size_t(v - lo);
+      if (v < lo || s >= count) {
+        // The escape, then the code itself in kRawBits flat: pushed first, decoded second.
+        constexpr uint64_t kRawMax = (kLow >> kRawBits) << 32;
+        if (x >= kRawMax) {
+          put_u32(&words, x);
+          x >>= 32;
+        }
+        x = (x << kRawBits) + uint64_t(v);
+        s = count;
+      }
+      const Table::EncSymbol& e = t.enc_[s];
+      if (x >= e.x_max) {
+        put_u32(&words, x);
+        x >>= 32;
+      }
+      const uint64_t q = mul_hi(x, e.rcp_freq) >> e.rcp_shift;
+      x = x + e.bias + q * e.cmpl_freq;
+    }
+    seg_end = seg_begin;
+  }
+  const size_t base = out->size();
+  out->resize(base + 8 + 4 * words.size());
+  uint8_t* p = out->data() + base;
+  for (int b = 0; b < 8; ++b) *p++ = uint8_t(x >> (8 * b));
+  for (size_t w = words.size(); w-- > 0;) {
+    const uint32_t v = words[w];
+    p[0] = uint8_t(v);
+    p[1] = uint8_t(v >> 8);
+    p[2] = uint8_t(v >> 16);
+    p[3] = uint8_t(v >> 24);
+    p += 4;
+  }
+}
+
+Status Coder::decode(const uint8_t* data, size_t size, size_t n, const std::vector<const Table*>& tables,
+                     size_t plane, uint8_t* values) {
+  if (tables.empty()) return detail::invalid_argument("rANS decode needs at least one table");
+  if (size < 8) return detail::data_loss("rANS stream of ", size, " bytes is shorter than its 8-byte state");
+  if ((size - 8) % 4 != 0) return detail::data_loss("rANS stream of ", size, " bytes is not 8 + a multiple of 4");
+  uint64_t x = 0;
+  for (int b = 0; b < 8; ++b) x |= uint64_t(data[b]) << (8 * b);
+  if (x < kLow || x >= (kLow << 32)) return detail::data_loss("rANS stream starts in an impossible state");
+  const uint8_t* p = data + 8;
+  const uint8_t* const end = data + size;
+  const size_t nt = tables.size();
+  const size_t per = plane == 0 ? n + 1 : plane;
+  for (size_t seg = 0, begin = 0; begin < n; ++seg, begin += per) {
+    const Table& t = *tables[seg % nt];
+    const uint32_t* freqs = t.freqs_.data();
+    const uint32_t* starts = t.starts_.data();
+    const uint16_t* lookup = t.slot_to_symbol_.data();
+    const uint32_t escape = uint32_t(t.symbols());
+    const size_t stop = std::min(n, begin + per);
+    for (size_t i = begin; i < stop; ++i) {
+      const uint32_t slot = uint32_t(x) & (kScale - 1);
+      const uint32_t s = lookup[slot];
+      x = uint64_t(freqs[s]) * (x >> kScaleBits) + slot - starts[s];
+      if (x < kLow) {
+        if (end - p < 4) return detail::data_loss("rANS stream truncated at symbol ", i, " of ", n);
+        x = (x << 32) | get_u32(p);
+        p += 4;
+      }
+      if (s == escape) {  // the code follows in kRawBits flat
+        values[i] = uint8_t(x & ((1u << kRawBits) - 1));
+        x >>= kRawBits;
+        if (x < kLow) {
+          if (end - p < 4) return detail::data_loss("rANS stream truncated at symbol ", i, " of ", n);
+          x = (x << 32) | get_u32(p);
+          p += 4;
+        }
+      } else {
+        values[i] = uint8_t(t.offset_ + int(s));
+      }
+    }
+    if (stop == n) break;
+  }
+  if (p != end) return detail::data_loss("rANS stream has ", end - p, " bytes after its last symbol");
+  if (x != kLow) return detail::data_loss("rANS stream is corrupt (final state mismatch)");
+  return {};
+}
+
+}  // namespace libsplit::codec::rans

@@ -1,0 +1,65 @@
+// rANS entropy coder for quantized bottlenecks: 64-bit state, 32-bit renormalisation words,
+// integer frequency tables with 16-bit precision. Integer arithmetic only, little-endian
+// stream, so a stream written on one machine decodes identically on any other.
+//
+// A Table covers the symbols [offset, offset + n) of 8-bit codes plus an escape: a code outside
+// the range is coded as the escape followed by its 8 bits coded flat (bypass), so every code
+// can be coded whatever the table.
+//
+// Stream: the encoder's final state (u64) then its 32-bit words (u32 each), all little-endian,
+// in the order the decoder reads them. The decoder checks that it ends in the encoder's initial
+// state with every word consumed, so a truncated or corrupt stream is an error, and it never
+// reads outside the bytes it was given.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "libsplit/status.h"
+
+namespace libsplit::codec::rans {
+
+constexpr int kScaleBits = 16;
+constexpr uint32_t kScale = 1u << kScaleBits;
+constexpr int kRawBits = 8;  // bypass width of an escaped code
+
+class Table {
+ public:
+  // freqs: one per symbol of [offset, offset + n), then the escape's; each at least 1, summing
+  // to kScale; 0 <= offset and offset + n <= 256.
+  static Result<Table> create(int offset, const std::vector<uint32_t>& freqs);
+  // Frequencies for create() from observed counts (n symbols + escapes, same order): each at
+  // least 1, summing to kScale, as close to the counts' proportions as that allows.
+  static std::vector<uint32_t> normalize(const std::vector<uint64_t>& counts);
+
+  int offset() const { return offset_; }
+  size_t symbols() const { return freqs_.size() - 1; }  // without the escape
+  const std::vector<uint32_t>& freqs() const { return freqs_; }
+
+ private:
+  friend class Coder;
+  struct EncSymbol {  // division-free encoding: x / freq by a reciprocal multiply
+    uint64_t x_max;
+    uint64_t rcp_freq;
+    uint32_t bias;
+    uint32_t cmpl_freq;
+    uint32_t rcp_shift;
+  };
+  int offset_ = 0;
+  std::vector<uint32_t> freqs_, starts_;
+  std::vector<EncSymbol> enc_;
+  std::vector<uint16_t> slot_to_symbol_;  // kScale entries
+};
+
+// Codes values[i] with tables[(i / plane) % tables.size()]: one table per channel of an NCHW
+// tensor when plane = H * W (or one table for everything).
+class Coder {
+ public:
+  static void encode(const uint8_t* values, size_t n, const std::vector<const Table*>& tables, size_t plane,
+                     std::vector<uint8_t>* out);
+  static Status decode(const uint8_t* data, size_t size, size_t n, const std::vector<const Table*>& tables,
+                       size_t plane, uint8_t* values);
+};
+
+}  // namespace libsplit::codec::rans
