@@ -17,7 +17,8 @@ PACKAGES=(
   zlib1g-dev                         # gzip IDX files
   libcli11-dev                       # command-line flags of the tools
   libgtest-dev libgmock-dev
-  libbenchmark-dev
+  libbenchmark-dev                   # codec microbenchmarks
+  libzstd-dev                        # the generic-compressor baseline in bench-codec
 )
 
 missing=()
