@@ -297,6 +297,57 @@ TEST_P(Reconnect, ClientComesBackWhenTheServerDoes) {
 INSTANTIATE_TEST_SUITE_P(Client, Reconnect, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "WithIoThread" : "CallerDriven"; });
 
+// Admission control: one worker, a queue of two; a burst of requests on one connection gets
+// some answers and, at once, "resource exhausted" for the rest; nothing is lost.
+TEST(Admission, FullQueueAnswersResourceExhausted) {
+  libsplit::ServerOptions so;
+  so.models_dir = kBundle;
+  so.listen = "127.0.0.1:0";
+  so.workers = 1;
+  so.max_queue_per_model = 2;
+  so.summary_interval_ms = 0;
+  auto server = libsplit::Server::create(so);
+  ASSERT_TRUE(server.ok()) << server.status().to_string();
+  ASSERT_TRUE((*server)->start().ok());
+  libsplit::BundleOptions bo;
+  bo.load_tails = false;
+  bo.load_full = false;
+  auto bundle = libsplit::Bundle::open(kBundle, bo);
+  ASSERT_TRUE(bundle.ok());
+  const auto& m = (*bundle)->manifest();
+  libsplit::Tensor x{m.input.shape, std::vector<float>(784, 0.25f)};
+  auto z = (*bundle)->run_head(0, x);
+  ASSERT_TRUE(z.ok());
+  libsplit::EncodedTensor enc;
+  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
+  libsplit::ClientOptions co;
+  co.server = "127.0.0.1:" + std::to_string((*server)->port());
+  co.model = m.name;
+  auto client = libsplit::Client::connect(co);
+  ASSERT_TRUE(client.ok());
+  const uint16_t split = uint16_t((*client)->find_split(m.splits[0].id));
+  constexpr int kBurst = 24;
+  std::mutex mu;
+  std::condition_variable cv;
+  int answered = 0, ok = 0, full = 0;
+  for (int i = 0; i < kBurst; ++i) {
+    (*client)->infer_async(split, enc, 1, 10000, [&](libsplit::Result<libsplit::Reply> r) {
+      std::lock_guard<std::mutex> lock(mu);
+      ++answered;
+      if (r.ok()) ++ok;
+      else if (r.status().code() == libsplit::StatusCode::kResourceExhausted) ++full;
+      else ADD_FAILURE() << r.status().to_string();
+      cv.notify_one();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answered == kBurst; }));
+  EXPECT_GE(ok, 1);
+  EXPECT_GE(full, 1) << "a burst of " << kBurst << " on one worker with a queue of 2";
+  EXPECT_EQ(ok + full, kBurst);
+  EXPECT_EQ((*server)->stats().rejected_queue_full, uint64_t(full));
+}
+
 TEST(Client, UnreachableServerIsAnErrorValue) {
   // Bind a port, close it: nothing listens there now.
   libsplit::ClientOptions co;

@@ -19,6 +19,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libbenchmark-dev                   # codec microbenchmarks
   libzstd-dev                        # the generic-compressor baseline in bench-codec
+  time                               # peak memory in tools/device-footprint.sh
 )
 
 missing=()

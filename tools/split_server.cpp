@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-frame-bytes", o.max_frame_bytes, "Largest accepted frame body in bytes")->capture_default_str();
   app.add_option("--max-connections", o.max_connections, "Connections beyond this are closed at once")->capture_default_str();
   app.add_option("--max-in-flight", o.max_in_flight_per_connection, "Requests in flight per connection")->capture_default_str();
+  app.add_option("--max-queue", o.max_queue_per_model,
+                 "Requests waiting for a worker per model; more are answered 'resource exhausted' at once")
+      ->capture_default_str();
   app.add_option("--idle-timeout-ms", o.idle_timeout_ms, "Close connections idle this long")->capture_default_str();
   app.add_option("--handshake-timeout-ms", o.handshake_timeout_ms, "Hello must arrive within this")->capture_default_str();
   app.add_option("--default-deadline-ms", o.default_deadline_ms, "Longest a request may take")->capture_default_str();

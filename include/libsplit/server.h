@@ -30,6 +30,8 @@ struct ServerOptions {
   uint32_t idle_timeout_ms = 300000;      // a connection with no traffic and no work is closed
   uint32_t max_connections = 1024;        // more are accepted and closed at once
   uint32_t max_in_flight_per_connection = 64;  // more get "resource exhausted"
+  uint32_t max_queue_per_model = 256;     // requests waiting for a worker, per bundle; more are
+                                          // answered "resource exhausted" at once
   uint32_t default_deadline_ms = 10000;   // a request may ask for less, never more
   uint32_t summary_interval_ms = 60000;   // period of the summary log line; 0 = none
 };
@@ -39,7 +41,9 @@ struct ServerStats {
   uint64_t connections_open = 0;
   uint64_t connections_rejected = 0;  // over max_connections
   uint64_t requests_ok = 0;
-  uint64_t requests_failed = 0;       // answered with an error frame
+  uint64_t requests_failed = 0;       // answered with an error frame (all causes)
+  uint64_t rejected_queue_full = 0;   // of those: the model's queue was full
+  uint64_t rejected_deadline = 0;     // of those: the deadline passed before a worker took it
   uint64_t protocol_errors = 0;       // malformed frames (the connection is closed)
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;

@@ -68,6 +68,7 @@ bool version_less(const std::string& a, const std::string& b) {
 
 struct Model {
   std::unique_ptr<Bundle> bundle;
+  std::atomic<uint32_t> queued{0};  // requests posted to the workers and not yet started
 };
 
 }  // namespace
@@ -118,6 +119,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::deque<std::vector<uint8_t>> write_queue_;
   std::atomic<uint32_t> in_flight_{0};
   const Bundle* bundle_ = nullptr;
+  Model* model_ = nullptr;
   std::vector<int> split_map_;  // request split index -> manifest split index
 };
 
@@ -137,9 +139,10 @@ struct ServerState {
   uint16_t port = 0;
 
   std::atomic<uint64_t> accepted{0}, open{0}, rejected{0}, ok{0}, failed{0}, proto_errors{0}, rx{0}, tx{0};
+  std::atomic<uint64_t> queue_full{0}, late{0};
 
   Status load_models();
-  const Bundle* find(const std::string& name, const std::string& version, std::string* available) const;
+  Model* find(const std::string& name, const std::string& version, std::string* available);
   void accept();
   void schedule_summary();
   void remove(const std::shared_ptr<Connection>& c) {
@@ -182,12 +185,12 @@ Status ServerState::load_models() {
   return {};
 }
 
-const Bundle* ServerState::find(const std::string& name, const std::string& version, std::string* available) const {
+Model* ServerState::find(const std::string& name, const std::string& version, std::string* available) {
   auto it = models.find(name);
   if (it != models.end()) {
-    if (version.empty()) return it->second.rbegin()->second.bundle.get();
+    if (version.empty()) return &it->second.rbegin()->second;
     auto v = it->second.find(version);
-    if (v != it->second.end()) return v->second.bundle.get();
+    if (v != it->second.end()) return &v->second;
   }
   for (const auto& [n, vs] : models)
     for (const auto& [v, m] : vs) *available += (available->empty() ? "" : ", ") + n + " " + v;
@@ -224,10 +227,10 @@ void ServerState::schedule_summary() {
   summary_timer.expires_after(std::chrono::milliseconds(opt.summary_interval_ms));
   summary_timer.async_wait([this](std::error_code ec) {
     if (ec) return;
-    detail::logger()->info("summary: {} connections open, {} accepted, {} requests ok, {} failed, {} protocol errors, "
-                           "{} bytes in, {} bytes out",
-                           open.load(), accepted.load(), ok.load(), failed.load(), proto_errors.load(), rx.load(),
-                           tx.load());
+    detail::logger()->info("summary: {} connections open, {} accepted, {} requests ok, {} failed ({} queue full, "
+                           "{} past their deadline), {} protocol errors, {} bytes in, {} bytes out",
+                           open.load(), accepted.load(), ok.load(), failed.load(), queue_full.load(), late.load(),
+                           proto_errors.load(), rx.load(), tx.load());
     schedule_summary();
   });
 }
@@ -353,7 +356,8 @@ void Connection::handle_hello() {
                        cat("protocol version ", h.major, ".", h.minor, " is not supported; the server speaks ",
                            proto::kVersionMajor, ".", proto::kVersionMinor)));
   std::string available;
-  bundle_ = server_->find(h.model, h.version, &available);
+  model_ = server_->find(h.model, h.version, &available);
+  bundle_ = model_ ? model_->bundle.get() : nullptr;
   if (!bundle_)
     return fail(detail::not_found("model \"", h.model, "\"", h.version.empty() ? "" : " version \"" + h.version + "\"",
                                   " is not served; available: ", available));
@@ -399,6 +403,17 @@ void Connection::handle_request() {
                               cat("more than ", server_->opt.max_in_flight_per_connection, " requests in flight")}));
     return;
   }
+  // Admission: the model's queue is bounded; a full queue is answered at once.
+  if (model_->queued.fetch_add(1) >= server_->opt.max_queue_per_model) {
+    --model_->queued;
+    ++server_->failed;
+    ++server_->queue_full;
+    send(proto::FrameType::kError,
+         proto::encode_error({req->id, StatusCode::kResourceExhausted,
+                              cat("the queue of model ", bundle_->manifest().name, " is full (",
+                                  server_->opt.max_queue_per_model, " requests waiting)")}));
+    return;
+  }
   ++in_flight_;
   const auto arrival = Clock::now();
   // A request may shorten the server's default deadline, never extend it.
@@ -406,7 +421,8 @@ void Connection::handle_request() {
   if (req->deadline_us != 0) budget_us = std::min<uint64_t>(budget_us, req->deadline_us);
   const auto deadline = arrival + std::chrono::microseconds(budget_us);
   // split_map_ is fixed once the hello is done: read it through `self`, no copy per request.
-  asio::post(*server_->workers, [self = shared_from_this(), req, arrival, deadline, bundle = bundle_] {
+  asio::post(*server_->workers, [self = shared_from_this(), req, arrival, deadline, bundle = bundle_, model = model_] {
+    --model->queued;
     const auto& split_map = self->split_map_;
     auto reply_error = [&](const Status& s) {
       ++self->server_->failed;
@@ -414,7 +430,10 @@ void Connection::handle_request() {
       self->finish_request();
     };
     const auto start = Clock::now();
-    if (start > deadline) return reply_error(detail::deadline_exceeded("deadline passed while queued"));
+    if (start > deadline) {
+      ++self->server_->late;
+      return reply_error(detail::deadline_exceeded("deadline passed while queued"));
+    }
     const auto& m = bundle->manifest();
     Tensor x;
     Status st = decode(req->tensor, &x);
@@ -644,6 +663,8 @@ ServerStats Server::stats() const {
   s.connections_rejected = impl_->rejected;
   s.requests_ok = impl_->ok;
   s.requests_failed = impl_->failed;
+  s.rejected_queue_full = impl_->queue_full;
+  s.rejected_deadline = impl_->late;
   s.protocol_errors = impl_->proto_errors;
   s.bytes_received = impl_->rx;
   s.bytes_sent = impl_->tx;
