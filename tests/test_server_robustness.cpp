@@ -36,6 +36,7 @@ class Robustness : public ::testing::Test {
     so.frame_timeout_ms = 300;
     so.idle_timeout_ms = 2000;
     so.max_frame_bytes = 64 * 1024;
+    so.http_listen = "127.0.0.1:0";
     auto s = libsplit::Server::create(so);
     ASSERT_TRUE(s.ok()) << s.status().to_string();
     server_ = s->release();
@@ -89,10 +90,48 @@ class Robustness : public ::testing::Test {
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     EXPECT_EQ(r->top.size(), 3u);
   }
+  // One HTTP exchange with the health/metrics endpoint: the whole response, headers included.
+  std::string http(const std::string& request) {
+    tcp::socket s(io_);
+    s.connect({asio::ip::make_address("127.0.0.1"), server_->http_port()});
+    asio::write(s, asio::buffer(request));
+    auto bytes = read_to_eof(s);
+    return std::string(bytes.begin(), bytes.end());
+  }
   asio::io_context io_;
   static libsplit::Server* server_;
 };
 libsplit::Server* Robustness::server_ = nullptr;
+
+TEST_F(Robustness, HealthReadinessAndMetricsOverHttp) {
+  ASSERT_GT(server_->http_port(), 0);
+  auto r = http("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
+  EXPECT_NE(r.find("\r\n\r\nok\n"), std::string::npos) << r;
+  r = http("GET /readyz HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK", 0), 0u) << r;
+  valid_request_succeeds();
+  r = http("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 OK", 0), 0u) << r;
+  EXPECT_NE(r.find("Content-Type: text/plain; version=0.0.4"), std::string::npos) << r;
+  EXPECT_NE(r.find("libsplit_requests_total{model=\"fmnist-resnet\",split=\""), std::string::npos) << r;
+  EXPECT_NE(r.find("status=\"ok\"}"), std::string::npos) << r;
+  EXPECT_NE(r.find("libsplit_tail_seconds_bucket{model=\"fmnist-resnet\",le=\"+Inf\"}"), std::string::npos) << r;
+  EXPECT_NE(r.find("libsplit_queue_wait_seconds_count{model=\"fmnist-resnet\"}"), std::string::npos) << r;
+  EXPECT_NE(r.find("libsplit_rejected_total{cause=\"queue_full\"}"), std::string::npos) << r;
+  EXPECT_NE(r.find("libsplit_received_bytes_total "), std::string::npos) << r;
+  EXPECT_NE(r.find("libsplit_open_connections "), std::string::npos) << r;
+  EXPECT_NE(r.find("libsplit_ready 1"), std::string::npos) << r;
+}
+
+TEST_F(Robustness, BadHttpRequestsGetErrors) {
+  EXPECT_EQ(http("GET /nope HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404", 0), 0u);
+  EXPECT_EQ(http("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").rfind("HTTP/1.1 405", 0), 0u);
+  EXPECT_EQ(http("garbage\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(http("GET /metrics HTTP/1.1\r\nX: " + std::string(9000, 'a') + "\r\n\r\n").rfind("HTTP/1.1 431", 0), 0u);
+  // A client that sends nothing is closed after the read timeout; the endpoint keeps serving.
+  EXPECT_EQ(http("GET /healthz HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 200", 0), 0u);
+}
 
 TEST_F(Robustness, WrongMagic) {
   auto s = open_socket();

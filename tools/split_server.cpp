@@ -42,6 +42,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-frame-bytes", o.max_frame_bytes, "Largest accepted frame body in bytes")->capture_default_str();
   app.add_option("--max-connections", o.max_connections, "Connections beyond this are closed at once")->capture_default_str();
   app.add_option("--max-in-flight", o.max_in_flight_per_connection, "Requests in flight per connection")->capture_default_str();
+  app.add_option("--http", o.http_listen,
+                 "HOST:PORT for /healthz, /readyz and /metrics (Prometheus text); default: none");
   app.add_option("--max-queue", o.max_queue_per_model,
                  "Requests waiting for a worker per model; more are answered 'resource exhausted' at once")
       ->capture_default_str();

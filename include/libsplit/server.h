@@ -34,6 +34,8 @@ struct ServerOptions {
                                           // answered "resource exhausted" at once
   uint32_t default_deadline_ms = 10000;   // a request may ask for less, never more
   uint32_t summary_interval_ms = 60000;   // period of the summary log line; 0 = none
+  std::string http_listen;                // HOST:PORT for /healthz, /readyz and /metrics
+                                          // (Prometheus text); "" = no HTTP endpoint
 };
 
 struct ServerStats {
@@ -58,6 +60,7 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   uint16_t port() const;  // the bound port
+  uint16_t http_port() const;  // the bound HTTP port (0 without http_listen)
   Status start();         // starts accepting on background threads; returns at once
   void stop();            // stops accepting, closes connections, joins threads; idempotent
   void wait();            // blocks until stop() completes

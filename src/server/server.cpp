@@ -23,6 +23,8 @@
 #include "libsplit/preprocess.h"
 #include "net/endpoint.h"
 #include "protocol/frame_reader.h"
+#include "server/http.h"
+#include "server/metrics.h"
 #include "protocol/frames.h"
 
 namespace libsplit {
@@ -84,6 +86,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();  // thread-safe
   void send(proto::FrameType type, std::vector<uint8_t> body, bool close_after = false);  // thread-safe
   void finish_request();  // a worker is done with one request (thread-safe)
+  // The split id a request index names: "full", a manifest id, or "unknown".
+  std::string split_label(uint16_t index) const;
+  const std::string& model_name() const;
 
  private:
   void read_more();
@@ -140,6 +145,10 @@ struct ServerState {
 
   std::atomic<uint64_t> accepted{0}, open{0}, rejected{0}, ok{0}, failed{0}, proto_errors{0}, rx{0}, tx{0};
   std::atomic<uint64_t> queue_full{0}, late{0};
+  server::Metrics metrics;
+  std::unique_ptr<server::HttpEndpoint> http;
+  std::atomic<bool> ready{false};
+  server::HttpResponse http_get(const std::string& path);
 
   Status load_models();
   Model* find(const std::string& name, const std::string& version, std::string* available);
@@ -387,17 +396,28 @@ void Connection::handle_hello() {
   send(proto::FrameType::kHelloReply, proto::encode_hello_reply(r));
 }
 
+std::string Connection::split_label(uint16_t index) const {
+  if (index == proto::kSplitFull) return "full";
+  if (index < split_map_.size()) return bundle_->manifest().splits[size_t(split_map_[index])].id;
+  return "unknown";
+}
+
+const std::string& Connection::model_name() const { return bundle_->manifest().name; }
+
 void Connection::handle_request() {
   auto req = std::make_shared<proto::Request>();
   Status st = proto::decode_request(frame_.body, frame_.size(), req.get());
   if (!st.ok()) {
     // The frame was well delimited and its CRC right: reject the request, keep the connection.
     ++server_->failed;
+    server_->metrics.request(model_name(), "unknown", st.code());
     send(proto::FrameType::kError, proto::encode_error({req->id, st.code(), st.message()}));
     return;
   }
   if (in_flight_.load() >= server_->opt.max_in_flight_per_connection) {
     ++server_->failed;
+    server_->metrics.request(model_name(), split_label(req->split), StatusCode::kResourceExhausted);
+    server_->metrics.rejected("in_flight");
     send(proto::FrameType::kError,
          proto::encode_error({req->id, StatusCode::kResourceExhausted,
                               cat("more than ", server_->opt.max_in_flight_per_connection, " requests in flight")}));
@@ -408,6 +428,8 @@ void Connection::handle_request() {
     --model_->queued;
     ++server_->failed;
     ++server_->queue_full;
+    server_->metrics.request(model_name(), split_label(req->split), StatusCode::kResourceExhausted);
+    server_->metrics.rejected("queue_full");
     send(proto::FrameType::kError,
          proto::encode_error({req->id, StatusCode::kResourceExhausted,
                               cat("the queue of model ", bundle_->manifest().name, " is full (",
@@ -426,12 +448,14 @@ void Connection::handle_request() {
     const auto& split_map = self->split_map_;
     auto reply_error = [&](const Status& s) {
       ++self->server_->failed;
+      self->server_->metrics.request(self->model_name(), self->split_label(req->split), s.code());
       self->send(proto::FrameType::kError, proto::encode_error({req->id, s.code(), s.message()}));
       self->finish_request();
     };
     const auto start = Clock::now();
     if (start > deadline) {
       ++self->server_->late;
+      self->server_->metrics.rejected("deadline");
       return reply_error(detail::deadline_exceeded("deadline passed while queued"));
     }
     const auto& m = bundle->manifest();
@@ -466,6 +490,9 @@ void Connection::handle_request() {
       r.top = top_k(*out, req->top_k);
     }
     ++self->server_->ok;
+    self->server_->metrics.request(m.name, self->split_label(req->split), StatusCode::kOk);
+    self->server_->metrics.timing(m.name, std::chrono::duration<double>(start - arrival).count(),
+                                  std::chrono::duration<double>(end - start).count());
     self->send(proto::FrameType::kResponse, proto::encode_response(r));
     self->finish_request();
   });
@@ -577,6 +604,23 @@ void Connection::do_close() {
   server_->remove(shared_from_this());
 }
 
+server::HttpResponse ServerState::http_get(const std::string& path) {
+  if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+  if (path == "/readyz") {
+    if (ready) return {200, "text/plain; charset=utf-8", "ready\n"};
+    return {503, "text/plain; charset=utf-8", "not ready\n"};
+  }
+  if (path == "/metrics") {
+    server::Metrics::Gauges g;
+    g.open_connections = open;
+    g.bytes_received = rx;
+    g.bytes_sent = tx;
+    g.ready = ready;
+    return {200, "text/plain; version=0.0.4; charset=utf-8", metrics.render(g)};
+  }
+  return {404, "text/plain; charset=utf-8", "not found: " + path + " (try /healthz, /readyz, /metrics)\n"};
+}
+
 struct Server::Impl : ServerState {};
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -608,20 +652,30 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
   } catch (const std::exception& e) {
     return detail::unavailable("cannot listen on ", o.listen, ": ", e.what());
   }
+  if (!o.http_listen.empty()) {
+    auto http = server::HttpEndpoint::create(impl->io, o.http_listen,
+                                             [state = impl.get()](const std::string& path) { return state->http_get(path); });
+    if (!http.ok()) return http.status();
+    impl->http = std::move(*http);
+  }
   impl->workers = std::make_unique<asio::thread_pool>(size_t(o.workers));
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
 uint16_t Server::port() const { return impl_->port; }
+uint16_t Server::http_port() const { return impl_->http ? impl_->http->port() : 0; }
 
 Status Server::start() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->started) return detail::failed_precondition("server already started");
   impl_->started = true;
   impl_->accept();
+  if (impl_->http) impl_->http->start();
   impl_->schedule_summary();
   for (int i = 0; i < impl_->opt.io_threads; ++i) impl_->io_threads.emplace_back([this] { impl_->io.run(); });
   detail::logger()->info("listening on {} (port {})", impl_->opt.listen, impl_->port);
+  if (impl_->http) detail::logger()->info("health and metrics over HTTP on {} (port {})", impl_->opt.http_listen, impl_->http->port());
+  impl_->ready = true;  // every bundle was loaded and warmed up by create()
   return {};
 }
 
@@ -631,11 +685,13 @@ void Server::stop() {
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (impl_->stopped) return;
     impl_->stopped = true;
+    impl_->ready = false;
     conns.assign(impl_->connections.begin(), impl_->connections.end());
   }
   asio::post(impl_->io, [this] {
     std::error_code ignored;
     impl_->acceptor.close(ignored);
+    if (impl_->http) impl_->http->stop();
     impl_->summary_timer.cancel();
   });
   for (auto& c : conns) c->close();
