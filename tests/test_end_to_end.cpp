@@ -348,6 +348,66 @@ TEST(Admission, FullQueueAnswersResourceExhausted) {
   EXPECT_EQ((*server)->stats().rejected_queue_full, uint64_t(full));
 }
 
+// Graceful drain: requests the server accepted are all answered; the client is told, takes no
+// new requests on that connection, and closes it once its last answer arrived.
+TEST(Drain, AcceptedRequestsFinishAndClientsAreTold) {
+  libsplit::ServerOptions so;
+  so.models_dir = kBundle;
+  so.listen = "127.0.0.1:0";
+  so.workers = 1;
+  so.summary_interval_ms = 0;
+  auto server = libsplit::Server::create(so);
+  ASSERT_TRUE(server.ok()) << server.status().to_string();
+  ASSERT_TRUE((*server)->start().ok());
+  libsplit::BundleOptions bo;
+  bo.load_tails = false;
+  bo.load_full = false;
+  auto bundle = libsplit::Bundle::open(kBundle, bo);
+  ASSERT_TRUE(bundle.ok());
+  const auto& m = (*bundle)->manifest();
+  libsplit::Tensor x{m.input.shape, std::vector<float>(784, 0.75f)};
+  auto z = (*bundle)->run_head(0, x);
+  ASSERT_TRUE(z.ok());
+  libsplit::EncodedTensor enc;
+  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
+  libsplit::ClientOptions co;
+  co.server = "127.0.0.1:" + std::to_string((*server)->port());
+  co.model = m.name;
+  co.reconnect_initial_ms = 10000;  // no reconnect attempt within this test
+  co.reconnect_max_ms = 20000;
+  auto client = libsplit::Client::connect(co);
+  ASSERT_TRUE(client.ok());
+  const uint16_t split = uint16_t((*client)->find_split(m.splits[0].id));
+  constexpr int kN = 6;
+  std::mutex mu;
+  std::condition_variable cv;
+  int answered = 0, ok = 0;
+  for (int i = 0; i < kN; ++i) {
+    (*client)->infer_async(split, enc, 1, 30000, [&](libsplit::Result<libsplit::Reply> r) {
+      std::lock_guard<std::mutex> lock(mu);
+      ++answered;
+      ok += r.ok();
+      EXPECT_TRUE(r.ok()) << r.status().to_string();
+      cv.notify_one();
+    });
+  }
+  {
+    // The server has all six (one frame each, sent together) once the first is answered.
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answered >= 1; }));
+  }
+  auto drained = (*server)->drain(30000);
+  EXPECT_TRUE(drained.ok()) << drained.to_string();
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answered == kN; }));
+  EXPECT_EQ(ok, kN);
+  lock.unlock();
+  auto after = (*client)->infer(split, enc, 1);
+  ASSERT_FALSE(after.ok());
+  EXPECT_EQ(after.status().code(), libsplit::StatusCode::kUnavailable) << after.status().to_string();
+  EXPECT_EQ((*server)->stats().requests_ok, uint64_t(kN));
+}
+
 TEST(Client, UnreachableServerIsAnErrorValue) {
   // Bind a port, close it: nothing listens there now.
   libsplit::ClientOptions co;

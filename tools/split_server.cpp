@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   libsplit::ServerOptions o;
+  uint32_t drain_grace_ms = 30000;
   std::string log_level = "info";
   CLI::App app{"split-server: serves the tails of split models to devices (libsplit edge daemon)"};
   app.add_option("--models", o.models_dir, "Directory of bundles (or one bundle directory)")->required();
@@ -42,6 +43,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-frame-bytes", o.max_frame_bytes, "Largest accepted frame body in bytes")->capture_default_str();
   app.add_option("--max-connections", o.max_connections, "Connections beyond this are closed at once")->capture_default_str();
   app.add_option("--max-in-flight", o.max_in_flight_per_connection, "Requests in flight per connection")->capture_default_str();
+  app.add_option("--drain-grace-ms", drain_grace_ms,
+                 "On SIGTERM/SIGINT: time for accepted requests to finish before the server stops")
+      ->capture_default_str();
   app.add_option("--http", o.http_listen,
                  "HOST:PORT for /healthz, /readyz and /metrics (Prometheus text); default: none");
   app.add_option("--max-queue", o.max_queue_per_model,
@@ -72,8 +76,9 @@ int main(int argc, char** argv) {
   std::printf("split-server: listening on port %u\n", unsigned((*server)->port()));
   std::fflush(stdout);
   const int sig = wait_for_signal();
-  std::fprintf(stderr, "split-server: signal %d, stopping\n", sig);
-  (*server)->stop();
+  std::fprintf(stderr, "split-server: signal %d, draining (grace %u ms)\n", sig, drain_grace_ms);
+  const auto drained = (*server)->drain(drain_grace_ms);
+  if (!drained.ok()) std::fprintf(stderr, "split-server: %s\n", drained.to_string().c_str());
   const auto s = (*server)->stats();
   std::fprintf(stderr, "split-server: served %llu requests (%llu failed) on %llu connections\n",
                (unsigned long long)s.requests_ok, (unsigned long long)s.requests_failed,

@@ -63,6 +63,10 @@ class Server {
   uint16_t http_port() const;  // the bound HTTP port (0 without http_listen)
   Status start();         // starts accepting on background threads; returns at once
   void stop();            // stops accepting, closes connections, joins threads; idempotent
+  // Graceful stop: stops accepting (and /readyz says so), sends every client a drain frame,
+  // answers new requests "unavailable", lets accepted requests finish for up to grace_ms, then
+  // stop(). kDeadlineExceeded if some were still running when the grace ended.
+  Status drain(uint32_t grace_ms);
   void wait();            // blocks until stop() completes
   ServerStats stats() const;
 

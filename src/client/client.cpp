@@ -37,6 +37,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   std::vector<RemoteSplit> splits;
   std::vector<int64_t> input_shape;
   std::atomic<bool> is_connected{false};
+  bool draining = false;  // the server said it drains: no new requests; close once all answered
   bool shutting_down = false;
   uint64_t generation = 0;  // bumps on every new socket: stale handlers check it
   uint32_t backoff_ms = 0;
@@ -173,6 +174,7 @@ void Client::Impl::on_connected() {
 void Client::Impl::drop(const Status& why) {
   if (!is_connected && pending.empty()) return;
   const bool was = is_connected.exchange(false);
+  draining = false;
   ++generation;
   std::error_code ig;
   socket.close(ig);
@@ -259,7 +261,10 @@ void Client::Impl::on_frame() {
     case proto::FrameType::kPong:
       return;
     case proto::FrameType::kDrain:
-      return drop(detail::unavailable("server ", opt.server, " is draining"));
+      // Requests already sent are still answered; new ones wait for the next connection.
+      draining = true;
+      if (pending.empty()) drop(detail::unavailable("server ", opt.server, " is draining"));
+      return;
     default:
       return drop(detail::unavailable("unexpected frame type ", int(frame.header.type), " from server"));
   }
@@ -272,6 +277,7 @@ void Client::Impl::complete(uint64_t id, Result<Reply> r) {
   if (it->second.timer) it->second.timer->cancel();
   pending.erase(it);
   done(std::move(r));
+  if (draining && pending.empty()) drop(detail::unavailable("server ", opt.server, " is draining"));
 }
 
 void Client::Impl::write_next() {
@@ -295,6 +301,7 @@ uint64_t Client::Impl::send_request(uint16_t split, EncodedTensor tensor, int to
   };
   if (shutting_down) return refuse(detail::unavailable("client is shutting down"));
   if (!is_connected) return refuse(detail::unavailable("not connected to ", opt.server, " (reconnecting)"));
+  if (draining) return refuse(detail::unavailable("server ", opt.server, " is draining (reconnecting after)"));
   if (top_k < 0 || top_k > 255) return refuse(detail::invalid_argument("top_k must be in [0, 255], got ", top_k));
   proto::Request req;
   req.id = next_id++;

@@ -148,6 +148,9 @@ struct ServerState {
   server::Metrics metrics;
   std::unique_ptr<server::HttpEndpoint> http;
   std::atomic<bool> ready{false};
+  std::atomic<bool> draining{false};
+  std::atomic<uint64_t> in_flight_total{0};  // requests accepted and not yet answered
+  std::condition_variable idle_cv;           // with mu: in_flight_total reached 0
   server::HttpResponse http_get(const std::string& path);
 
   Status load_models();
@@ -414,6 +417,13 @@ void Connection::handle_request() {
     send(proto::FrameType::kError, proto::encode_error({req->id, st.code(), st.message()}));
     return;
   }
+  if (server_->draining) {
+    ++server_->failed;
+    server_->metrics.request(model_name(), split_label(req->split), StatusCode::kUnavailable);
+    send(proto::FrameType::kError,
+         proto::encode_error({req->id, StatusCode::kUnavailable, "the server is draining: no new requests"}));
+    return;
+  }
   if (in_flight_.load() >= server_->opt.max_in_flight_per_connection) {
     ++server_->failed;
     server_->metrics.request(model_name(), split_label(req->split), StatusCode::kResourceExhausted);
@@ -437,6 +447,7 @@ void Connection::handle_request() {
     return;
   }
   ++in_flight_;
+  ++server_->in_flight_total;
   const auto arrival = Clock::now();
   // A request may shorten the server's default deadline, never extend it.
   uint64_t budget_us = uint64_t(server_->opt.default_deadline_ms) * 1000;
@@ -498,7 +509,13 @@ void Connection::handle_request() {
   });
 }
 
-void Connection::finish_request() { --in_flight_; }
+void Connection::finish_request() {
+  --in_flight_;
+  if (--server_->in_flight_total == 0 && server_->draining) {
+    std::lock_guard<std::mutex> lock(server_->mu);
+    server_->idle_cv.notify_all();
+  }
+}
 
 void Connection::fail(const Status& st, uint64_t request_id) {
   detail::logger()->info("closing {}: {}", peer_, st.to_string());
@@ -676,6 +693,36 @@ Status Server::start() {
   detail::logger()->info("listening on {} (port {})", impl_->opt.listen, impl_->port);
   if (impl_->http) detail::logger()->info("health and metrics over HTTP on {} (port {})", impl_->opt.http_listen, impl_->http->port());
   impl_->ready = true;  // every bundle was loaded and warmed up by create()
+  return {};
+}
+
+Status Server::drain(uint32_t grace_ms) {
+  std::vector<std::shared_ptr<Connection>> conns;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopped) return {};
+    if (impl_->draining.exchange(true)) return detail::failed_precondition("already draining");
+    conns.assign(impl_->connections.begin(), impl_->connections.end());
+  }
+  impl_->ready = false;
+  asio::post(impl_->io, [this] {
+    std::error_code ignored;
+    impl_->acceptor.close(ignored);
+  });
+  detail::logger()->info("draining: {} connections, {} requests in flight, grace {} ms", conns.size(),
+                         impl_->in_flight_total.load(), grace_ms);
+  for (auto& c : conns) c->send(proto::FrameType::kDrain, {});
+  bool finished;
+  {
+    std::unique_lock<std::mutex> lock(impl_->mu);
+    finished = impl_->idle_cv.wait_for(lock, std::chrono::milliseconds(grace_ms),
+                                       [this] { return impl_->in_flight_total == 0; });
+  }
+  const uint64_t left = impl_->in_flight_total;
+  stop();
+  if (!finished)
+    return detail::deadline_exceeded(left, " requests were still in flight when the ", grace_ms, " ms grace ended");
+  detail::logger()->info("drained: every accepted request was answered");
   return {};
 }
 
