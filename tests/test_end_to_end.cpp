@@ -408,6 +408,33 @@ TEST(Drain, AcceptedRequestsFinishAndClientsAreTold) {
   EXPECT_EQ((*server)->stats().requests_ok, uint64_t(kN));
 }
 
+TEST(Auth, TokenIsCheckedBeforeAnyModelWork) {
+  libsplit::ServerOptions so;
+  so.models_dir = kBundle;
+  so.listen = "127.0.0.1:0";
+  so.auth_token = "s3cret-token";
+  so.summary_interval_ms = 0;
+  auto server = libsplit::Server::create(so);
+  ASSERT_TRUE(server.ok()) << server.status().to_string();
+  ASSERT_TRUE((*server)->start().ok());
+  libsplit::ClientOptions co;
+  co.server = "127.0.0.1:" + std::to_string((*server)->port());
+  co.model = "no-such-model";  // authentication is answered first, before the model lookup
+  for (const char* token : {"", "s3cret-tokem", "s3cret-token-and-more", "s3cret"}) {
+    co.auth_token = token;
+    auto c = libsplit::Client::connect(co);
+    ASSERT_FALSE(c.ok()) << "token \"" << token << "\"";
+    EXPECT_EQ(c.status().code(), libsplit::StatusCode::kUnauthenticated) << c.status().to_string();
+  }
+  co.auth_token = "s3cret-token";
+  auto c = libsplit::Client::connect(co);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), libsplit::StatusCode::kNotFound) << "past authentication: " << c.status().to_string();
+  co.model = "fmnist-resnet";
+  c = libsplit::Client::connect(co);
+  EXPECT_TRUE(c.ok()) << c.status().to_string();
+}
+
 TEST(Client, UnreachableServerIsAnErrorValue) {
   // Bind a port, close it: nothing listens there now.
   libsplit::ClientOptions co;

@@ -156,12 +156,20 @@ int main(int argc, char** argv) {
   app.add_option("--deadline-ms", deadline_ms, "Deadline of each request")->capture_default_str();
   app.add_option("--threads", threads, "LibTorch intra-op threads on the device")->capture_default_str()->check(CLI::Range(1, 256));
   app.add_option("--device", device, "cpu, or cuda[:N] where LibTorch has CUDA")->capture_default_str();
+  std::string token_file;
+  app.add_option("--token-file", token_file, "File holding the server's pre-shared token")->check(CLI::ExistingFile);
   app.add_flag("--io-thread", io_thread,
                "Give the connection its own I/O thread (default: this loop drives the socket itself, "
                "one request at a time, which saves two thread hand-offs per request)");
   app.add_flag("--quiet", quiet, "Print only the summary, not one line per input");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  std::string token;
+  if (!token_file.empty()) {
+    std::ifstream f(token_file);
+    std::getline(f, token);
+    if (token.empty() || token.size() > 255) return fail(token_file + ": the token must be one line of 1 to 255 bytes");
+  }
 
   libsplit::LogLevel level;
   if (!libsplit::parse_log_level(log_level, &level)) return fail("--log-level \"" + log_level + "\" is not a level");
@@ -194,6 +202,7 @@ int main(int argc, char** argv) {
     co.version = m.version;
     co.default_deadline_ms = deadline_ms;
     co.io_thread = io_thread;
+    co.auth_token = token;
     auto c = libsplit::Client::connect(co);
     if (!c.ok()) return fail(c.status().to_string());
     client = std::move(*c);

@@ -2,6 +2,7 @@
 // SIGINT/SIGTERM.
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -46,6 +47,10 @@ int main(int argc, char** argv) {
   app.add_option("--drain-grace-ms", drain_grace_ms,
                  "On SIGTERM/SIGINT: time for accepted requests to finish before the server stops")
       ->capture_default_str();
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "File holding a pre-shared token every client must present in its hello (not on the command line, "
+                 "where other users could read it)")->check(CLI::ExistingFile);
   app.add_option("--http", o.http_listen,
                  "HOST:PORT for /healthz, /readyz and /metrics (Prometheus text); default: none");
   app.add_option("--max-queue", o.max_queue_per_model,
@@ -57,6 +62,14 @@ int main(int argc, char** argv) {
   app.add_option("--summary-interval-ms", o.summary_interval_ms, "Period of the summary log line (0 = off)")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (!token_file.empty()) {
+    std::ifstream f(token_file);
+    std::getline(f, o.auth_token);
+    if (o.auth_token.empty() || o.auth_token.size() > 255) {
+      std::fprintf(stderr, "split-server: %s: the token must be one line of 1 to 255 bytes\n", token_file.c_str());
+      return 2;
+    }
+  }
 
   libsplit::LogLevel level;
   if (!libsplit::parse_log_level(log_level, &level)) {

@@ -40,6 +40,7 @@ struct ClientOptions {
   uint32_t reconnect_initial_ms = 50;     // first reconnect delay after the connection drops
   uint32_t reconnect_max_ms = 5000;       // backoff doubles up to this
   bool io_thread = true;                  // false: caller-driven (see above)
+  std::string auth_token;                 // the server's pre-shared token, if it requires one
 };
 
 // A split as the server agreed to it in the handshake.

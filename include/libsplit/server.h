@@ -34,6 +34,7 @@ struct ServerOptions {
                                           // answered "resource exhausted" at once
   uint32_t default_deadline_ms = 10000;   // a request may ask for less, never more
   uint32_t summary_interval_ms = 60000;   // period of the summary log line; 0 = none
+  std::string auth_token;                 // non-empty: every client's hello must carry it
   std::string http_listen;                // HOST:PORT for /healthz, /readyz and /metrics
                                           // (Prometheus text); "" = no HTTP endpoint
 };

@@ -116,6 +116,7 @@ void Client::Impl::handshake(std::function<void(Status)> done) {
       h.version = opt.version;
       h.split = opt.split;
       h.max_frame = opt.max_frame_bytes;
+      h.token = opt.auth_token;
       auto frame = std::make_shared<std::vector<uint8_t>>();
       proto::append_frame(proto::FrameType::kHello, proto::encode_hello(h), frame.get());
       asio::async_write(socket, asio::buffer(*frame), [this, self, finish, frame](std::error_code ec, size_t) {

@@ -363,6 +363,17 @@ void Connection::handle_hello() {
     ++server_->proto_errors;
     return fail(st);
   }
+  // Authentication comes before any model work; the comparison takes the same time wherever
+  // the tokens differ.
+  if (!server_->opt.auth_token.empty()) {
+    const std::string& want = server_->opt.auth_token;
+    unsigned char diff = h.token.size() == want.size() ? 0 : 1;
+    for (size_t i = 0; i < want.size(); ++i) diff |= uint8_t(want[i] ^ (i < h.token.size() ? h.token[i] : 0));
+    if (diff != 0) {
+      ++server_->proto_errors;
+      return fail(Status(StatusCode::kUnauthenticated, "missing or wrong token"));
+    }
+  }
   if (h.major != proto::kVersionMajor)
     return fail(Status(StatusCode::kFailedPrecondition,
                        cat("protocol version ", h.major, ".", h.minor, " is not supported; the server speaks ",
