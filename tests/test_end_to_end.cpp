@@ -229,55 +229,76 @@ TEST_F(EndToEnd, CallerDrivenAsyncCallCompletesBeforeItReturns) {
   EXPECT_TRUE(client->infer(uint16_t(client->find_split(m.splits[0].id)), enc, 1).ok());
 }
 
+// A server of its own with `so` (the committed bundle, a free loopback port unless `so` names
+// one), started; null (and a test failure) if it cannot be.
+std::unique_ptr<libsplit::Server> start_server(libsplit::ServerOptions so) {
+  so.models_dir = kBundle;
+  if (so.listen == libsplit::ServerOptions().listen) so.listen = "127.0.0.1:0";
+  so.summary_interval_ms = 0;
+  auto s = libsplit::Server::create(so);
+  EXPECT_TRUE(s.ok()) << s.status().to_string();
+  if (!s.ok() || !(*s)->start().ok()) return nullptr;
+  return std::move(*s);
+}
+
+// The first split's bottleneck for a constant image, encoded with that split's codec.
+struct Bottleneck {
+  std::string model, split_id;
+  libsplit::EncodedTensor enc;
+};
+Bottleneck constant_image_bottleneck(float value) {
+  libsplit::BundleOptions bo;
+  bo.load_tails = false;
+  bo.load_full = false;
+  auto bundle = libsplit::Bundle::open(kBundle, bo);
+  EXPECT_TRUE(bundle.ok());
+  Bottleneck b;
+  if (!bundle.ok()) return b;
+  const auto& m = (*bundle)->manifest();
+  libsplit::Tensor x{m.input.shape, std::vector<float>(784, value)};
+  auto z = (*bundle)->run_head(0, x);
+  EXPECT_TRUE(z.ok());
+  if (z.ok()) {
+    EXPECT_TRUE(libsplit::encode(*z, m.splits[0].codec, &b.enc).ok());
+  }
+  b.model = m.name;
+  b.split_id = m.splits[0].id;
+  return b;
+}
+
 // The server goes away and comes back on the same port: requests in the gap fail with
 // kUnavailable (none hangs, none is answered twice), and the client reconnects by itself.
 class Reconnect : public ::testing::TestWithParam<bool> {};
 
 TEST_P(Reconnect, ClientComesBackWhenTheServerDoes) {
   const bool io_thread = GetParam();
-  libsplit::ServerOptions so;
-  so.models_dir = kBundle;
-  so.listen = "127.0.0.1:0";
-  so.summary_interval_ms = 0;
-  auto first = libsplit::Server::create(so);
-  ASSERT_TRUE(first.ok()) << first.status().to_string();
-  ASSERT_TRUE((*first)->start().ok());
-  const uint16_t port = (*first)->port();
-
-  libsplit::BundleOptions bo;
-  bo.load_tails = false;
-  bo.load_full = false;
-  auto bundle = libsplit::Bundle::open(kBundle, bo);
-  ASSERT_TRUE(bundle.ok());
-  const auto& m = (*bundle)->manifest();
-  libsplit::Tensor x{m.input.shape, std::vector<float>(784, 0.5f)};
-  auto z = (*bundle)->run_head(0, x);
-  ASSERT_TRUE(z.ok());
-  libsplit::EncodedTensor enc;
-  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
-
+  auto first = start_server({});
+  ASSERT_TRUE(first);
+  const uint16_t port = first->port();
+  const auto b = constant_image_bottleneck(0.5f);
+  const auto& enc = b.enc;
   libsplit::ClientOptions co;
   co.server = "127.0.0.1:" + std::to_string(port);
-  co.model = m.name;
+  co.model = b.model;
   co.io_thread = io_thread;
   co.reconnect_initial_ms = 1;
   co.reconnect_max_ms = 20;
   co.default_deadline_ms = 5000;
   auto client = libsplit::Client::connect(co);
   ASSERT_TRUE(client.ok()) << client.status().to_string();
-  const uint16_t split = uint16_t((*client)->find_split(m.splits[0].id));
+  const uint16_t split = uint16_t((*client)->find_split(b.split_id));
   auto before = (*client)->infer(split, enc, 1);
   ASSERT_TRUE(before.ok()) << before.status().to_string();
 
-  first->reset();  // stops the server and closes the connection
+  first.reset();  // stops the server and closes the connection
   auto gap = (*client)->infer(split, enc, 1);
   ASSERT_FALSE(gap.ok());
   EXPECT_EQ(gap.status().code(), libsplit::StatusCode::kUnavailable) << gap.status().to_string();
 
+  libsplit::ServerOptions so;
   so.listen = "127.0.0.1:" + std::to_string(port);
-  auto second = libsplit::Server::create(so);
-  ASSERT_TRUE(second.ok()) << second.status().to_string();
-  ASSERT_TRUE((*second)->start().ok());
+  auto second = start_server(so);
+  ASSERT_TRUE(second);
   // Bounded: the backoff is at most 20 ms; give it 10 s of attempts before failing.
   libsplit::Result<libsplit::Reply> after = libsplit::Status();
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -301,31 +322,18 @@ INSTANTIATE_TEST_SUITE_P(Client, Reconnect, ::testing::Values(true, false),
 // some answers and, at once, "resource exhausted" for the rest; nothing is lost.
 TEST(Admission, FullQueueAnswersResourceExhausted) {
   libsplit::ServerOptions so;
-  so.models_dir = kBundle;
-  so.listen = "127.0.0.1:0";
   so.workers = 1;
   so.max_queue_per_model = 2;
-  so.summary_interval_ms = 0;
-  auto server = libsplit::Server::create(so);
-  ASSERT_TRUE(server.ok()) << server.status().to_string();
-  ASSERT_TRUE((*server)->start().ok());
-  libsplit::BundleOptions bo;
-  bo.load_tails = false;
-  bo.load_full = false;
-  auto bundle = libsplit::Bundle::open(kBundle, bo);
-  ASSERT_TRUE(bundle.ok());
-  const auto& m = (*bundle)->manifest();
-  libsplit::Tensor x{m.input.shape, std::vector<float>(784, 0.25f)};
-  auto z = (*bundle)->run_head(0, x);
-  ASSERT_TRUE(z.ok());
-  libsplit::EncodedTensor enc;
-  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
+  auto server = start_server(so);
+  ASSERT_TRUE(server);
+  const auto b = constant_image_bottleneck(0.25f);
+  const auto& enc = b.enc;
   libsplit::ClientOptions co;
-  co.server = "127.0.0.1:" + std::to_string((*server)->port());
-  co.model = m.name;
+  co.server = "127.0.0.1:" + std::to_string(server->port());
+  co.model = b.model;
   auto client = libsplit::Client::connect(co);
   ASSERT_TRUE(client.ok());
-  const uint16_t split = uint16_t((*client)->find_split(m.splits[0].id));
+  const uint16_t split = uint16_t((*client)->find_split(b.split_id));
   constexpr int kBurst = 24;
   std::mutex mu;
   std::condition_variable cv;
@@ -345,39 +353,26 @@ TEST(Admission, FullQueueAnswersResourceExhausted) {
   EXPECT_GE(ok, 1);
   EXPECT_GE(full, 1) << "a burst of " << kBurst << " on one worker with a queue of 2";
   EXPECT_EQ(ok + full, kBurst);
-  EXPECT_EQ((*server)->stats().rejected_queue_full, uint64_t(full));
+  EXPECT_EQ(server->stats().rejected_queue_full, uint64_t(full));
 }
 
 // Graceful drain: requests the server accepted are all answered; the client is told, takes no
 // new requests on that connection, and closes it once its last answer arrived.
 TEST(Drain, AcceptedRequestsFinishAndClientsAreTold) {
   libsplit::ServerOptions so;
-  so.models_dir = kBundle;
-  so.listen = "127.0.0.1:0";
   so.workers = 1;
-  so.summary_interval_ms = 0;
-  auto server = libsplit::Server::create(so);
-  ASSERT_TRUE(server.ok()) << server.status().to_string();
-  ASSERT_TRUE((*server)->start().ok());
-  libsplit::BundleOptions bo;
-  bo.load_tails = false;
-  bo.load_full = false;
-  auto bundle = libsplit::Bundle::open(kBundle, bo);
-  ASSERT_TRUE(bundle.ok());
-  const auto& m = (*bundle)->manifest();
-  libsplit::Tensor x{m.input.shape, std::vector<float>(784, 0.75f)};
-  auto z = (*bundle)->run_head(0, x);
-  ASSERT_TRUE(z.ok());
-  libsplit::EncodedTensor enc;
-  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
+  auto server = start_server(so);
+  ASSERT_TRUE(server);
+  const auto b = constant_image_bottleneck(0.75f);
+  const auto& enc = b.enc;
   libsplit::ClientOptions co;
-  co.server = "127.0.0.1:" + std::to_string((*server)->port());
-  co.model = m.name;
+  co.server = "127.0.0.1:" + std::to_string(server->port());
+  co.model = b.model;
   co.reconnect_initial_ms = 10000;  // no reconnect attempt within this test
   co.reconnect_max_ms = 20000;
   auto client = libsplit::Client::connect(co);
   ASSERT_TRUE(client.ok());
-  const uint16_t split = uint16_t((*client)->find_split(m.splits[0].id));
+  const uint16_t split = uint16_t((*client)->find_split(b.split_id));
   constexpr int kN = 6;
   std::mutex mu;
   std::condition_variable cv;
@@ -396,7 +391,7 @@ TEST(Drain, AcceptedRequestsFinishAndClientsAreTold) {
     std::unique_lock<std::mutex> lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answered >= 1; }));
   }
-  auto drained = (*server)->drain(30000);
+  auto drained = server->drain(30000);
   EXPECT_TRUE(drained.ok()) << drained.to_string();
   std::unique_lock<std::mutex> lock(mu);
   ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answered == kN; }));
@@ -405,20 +400,16 @@ TEST(Drain, AcceptedRequestsFinishAndClientsAreTold) {
   auto after = (*client)->infer(split, enc, 1);
   ASSERT_FALSE(after.ok());
   EXPECT_EQ(after.status().code(), libsplit::StatusCode::kUnavailable) << after.status().to_string();
-  EXPECT_EQ((*server)->stats().requests_ok, uint64_t(kN));
+  EXPECT_EQ(server->stats().requests_ok, uint64_t(kN));
 }
 
 TEST(Auth, TokenIsCheckedBeforeAnyModelWork) {
   libsplit::ServerOptions so;
-  so.models_dir = kBundle;
-  so.listen = "127.0.0.1:0";
   so.auth_token = "s3cret-token";
-  so.summary_interval_ms = 0;
-  auto server = libsplit::Server::create(so);
-  ASSERT_TRUE(server.ok()) << server.status().to_string();
-  ASSERT_TRUE((*server)->start().ok());
+  auto server = start_server(so);
+  ASSERT_TRUE(server);
   libsplit::ClientOptions co;
-  co.server = "127.0.0.1:" + std::to_string((*server)->port());
+  co.server = "127.0.0.1:" + std::to_string(server->port());
   co.model = "no-such-model";  // authentication is answered first, before the model lookup
   for (const char* token : {"", "s3cret-tokem", "s3cret-token-and-more", "s3cret"}) {
     co.auth_token = token;
