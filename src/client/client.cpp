@@ -79,6 +79,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     while (!*flag && !io.stopped()) io.run_one();
   }
   void reconnect_now();  // caller-driven, call_mu held
+  void shut_down();
   Result<Reply> call(uint16_t split, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms);
 };
 
@@ -373,16 +374,21 @@ Result<Reply> Client::Impl::call(uint16_t split, const EncodedTensor& tensor, in
 
 Client::Client(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+// Fails what is pending and closes the socket; on the I/O thread, or with call_mu held.
+void Client::Impl::shut_down() {
+  shutting_down = true;
+  reconnect_timer.cancel();
+  handshake_timer.cancel();
+  drop(detail::unavailable("client closed"));
+  std::error_code ig;
+  socket.close(ig);
+}
+
 Client::~Client() {
   auto impl = impl_;
   if (impl->driven()) {
     std::lock_guard<std::mutex> lock(impl->call_mu);
-    impl->shutting_down = true;
-    impl->reconnect_timer.cancel();
-    impl->handshake_timer.cancel();
-    impl->drop(detail::unavailable("client closed"));
-    std::error_code ig;
-    impl->socket.close(ig);
+    impl->shut_down();
     impl->work.reset();
     impl->io.poll();  // the aborted operations finish and release the handlers they hold
     impl->io.stop();
@@ -390,12 +396,7 @@ Client::~Client() {
   }
   std::promise<void> closed;
   asio::post(impl->io, [impl, &closed] {
-    impl->shutting_down = true;
-    impl->reconnect_timer.cancel();
-    impl->handshake_timer.cancel();
-    impl->drop(detail::unavailable("client closed"));
-    std::error_code ig;
-    impl->socket.close(ig);
+    impl->shut_down();
     closed.set_value();
   });
   closed.get_future().wait();
