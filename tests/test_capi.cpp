@@ -73,7 +73,8 @@ TEST_F(CApi, ExampleAppsAnswerLikeInProcessHeadQuantizedTail) {
     const std::string want = std::to_string(libsplit::top_k(*y, 1)[0].index) + " ";
     for (const char* app : {DEVICE_APP, DEVICE_APP_C}) {
       std::string out;
-      ASSERT_EQ(run(std::string(app) + " " + address() + " " + kBundle + " " + pgm, &out), 0) << app << ": " << out;
+      ASSERT_EQ(run(std::string(LIBSPLIT_TEST_EMULATOR) + app + " " + address() + " " + kBundle + " " + pgm, &out), 0)
+          << app << ": " << out;
       EXPECT_EQ(out.rfind(want, 0), 0u) << app << " printed \"" << out << "\", expected class " << want;
     }
   }

@@ -72,7 +72,7 @@ TEST_F(EndToEnd, EverySplitThroughServerEqualsInProcessHeadQuantizedTail) {
   const auto& m = bundle_->manifest();
   for (size_t s = 0; s < m.splits.size(); ++s) {
     SCOPED_TRACE(m.splits[s].id);
-    libsplit::Strategy st{libsplit::Strategy::Kind::kSplit, s};
+    libsplit::Strategy st{libsplit::Strategy::Kind::kSplit, s, ""};
     int mismatches = 0;
     for (int i = 0; i < kImages; ++i) {
       auto px = pixels(i);
@@ -110,9 +110,9 @@ TEST_F(EndToEnd, LocalAndOffloadEqualTheFullModel) {
     auto y = bundle_->run_full(x);
     ASSERT_TRUE(y.ok());
     const uint32_t want = argmax(*y);
-    auto local = (*session)->run(px, {libsplit::Strategy::Kind::kLocal, 0});
+    auto local = (*session)->run(px, {libsplit::Strategy::Kind::kLocal, 0, ""});
     ASSERT_TRUE(local.ok());
-    auto off = (*session)->run(px, {libsplit::Strategy::Kind::kOffload, 0});
+    auto off = (*session)->run(px, {libsplit::Strategy::Kind::kOffload, 0, ""});
     ASSERT_TRUE(off.ok()) << off.status().to_string();
     local_mismatch += local->top[0].index != want;
     offload_mismatch += off->top[0].index != want;

@@ -140,7 +140,7 @@ int fail(const std::string& msg) {
 
 int main(int argc, char** argv) {
   std::string server = "127.0.0.1:7070", bundle_dir, split = "", input, labels_path, json_path, log_level = "warn";
-  std::string device = "cpu";
+  std::string device = "cpu", codec;
   int64_t limit = -1;
   int top_k = 5, threads = 1;
   uint32_t deadline_ms = 5000;
@@ -149,6 +149,9 @@ int main(int argc, char** argv) {
   app.add_option("--server", server, "split-server address HOST:PORT")->capture_default_str();
   app.add_option("--bundle", bundle_dir, "Bundle directory (manifest.json + TorchScript files)")->required();
   app.add_option("--split", split, "Split id from the manifest, 'local' (whole model here) or 'offload' (input to the server); default: the manifest's default_split");
+  app.add_option("--codec", codec,
+                 "Bottleneck codec instead of the split's manifest codec: f32, f16, q8, q4, q2, q8c, q4c, q2c, "
+                 "q8rans, q8zstd or s8rans (q8rans/s8rans need the split's entropy tables in the bundle)");
   app.add_option("--input", input, "Image file, directory of images, IDX images file, or camera index")->required();
   app.add_option("--labels", labels_path, "IDX labels file, to report accuracy");
   app.add_option("--limit", limit, "Process at most N inputs (default: all; camera: 100)");
@@ -184,6 +187,13 @@ int main(int argc, char** argv) {
                                              : manifest->splits[0].id;
   auto strategy = libsplit::Strategy::parse(split, *manifest);
   if (!strategy.ok()) return fail(strategy.status().to_string());
+  if (!codec.empty()) {
+    if (strategy->kind != libsplit::Strategy::Kind::kSplit) return fail("--codec applies to a split, not to " + split);
+    auto c = libsplit::parse_codec(codec);
+    if (!c.ok()) return fail("--codec: " + c.status().message());
+    if (c->kind == libsplit::CodecKind::kImageU8) return fail("--codec: u8image is for offload, not a split");
+    strategy->codec = codec;
+  }
 
   libsplit::BundleOptions bo;
   bo.device = device;
@@ -266,13 +276,16 @@ int main(int argc, char** argv) {
     }
   }
 
+  const std::string codec_used = strategy->kind != libsplit::Strategy::Kind::kSplit ? ""
+                                 : codec.empty() ? libsplit::codec_name(m.splits[strategy->split].codec)
+                                                 : codec;
   const auto ph = percentiles(head), pe = percentiles(encode), pn = percentiles(network), pt = percentiles(tail),
              pa = percentiles(total);
   const double accuracy = ok ? 100.0 * double(correct) / double(ok) : 0.0;
   const double wire_per = ok ? double(wire_bytes) / double(ok) : 0.0;
   const double payload_per = ok ? double(payload_bytes) / double(ok) : 0.0;
-  std::printf("\n%s %s, strategy %s: %lld requests, %lld failures\n", m.name.c_str(), m.version.c_str(),
-              split.c_str(), (long long)ok, (long long)failures);
+  std::printf("\n%s %s, strategy %s%s%s: %lld requests, %lld failures\n", m.name.c_str(), m.version.c_str(),
+              split.c_str(), codec_used.empty() ? "" : ", codec ", codec_used.c_str(), (long long)ok, (long long)failures);
   if (labels) std::printf("accuracy: %.2f%% (%lld/%lld)\n", accuracy, (long long)correct, (long long)ok);
   std::printf("wire bytes per request: %.1f (payload %.1f, raw input %lld)\n", wire_per, payload_per,
               (long long)libsplit::Tensor::element_count(m.input.shape));
@@ -295,7 +308,7 @@ int main(int argc, char** argv) {
       return std::string(b);
     };
     f << "{\n  \"bundle\": \"" << m.name << "\",\n  \"version\": \"" << m.version << "\",\n  \"strategy\": \"" << split
-      << "\",\n  \"requests\": " << ok << ",\n  \"failures\": " << failures << ",\n";
+      << "\",\n  \"codec\": \"" << codec_used << "\",\n  \"requests\": " << ok << ",\n  \"failures\": " << failures << ",\n";
     if (labels) f << "  \"accuracy\": " << accuracy << ",\n  \"correct\": " << correct << ",\n";
     f << "  \"wire_bytes_per_request\": " << wire_per << ",\n  \"payload_bytes_per_request\": " << payload_per
       << ",\n  \"latency_ms\": {\n    \"head\": " << jp(ph) << ",\n    \"encode\": " << jp(pe) << ",\n    \"network\": "

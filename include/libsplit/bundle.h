@@ -34,6 +34,7 @@ struct SplitSpec {
   std::vector<int64_t> bottleneck_shape;
   std::string bottleneck_dtype = "float32";
   CodecSpec codec;          // the default codec for this split
+  std::string tables;       // optional: entropy tables file (needed by q8rans / s8rans)
   double accuracy_float = -1;  // top-1 % with a float bottleneck (-1 = not measured)
   double accuracy_codec = -1;  // top-1 % with `codec`
 };
@@ -89,6 +90,9 @@ class Bundle {
   Result<Tensor> run_head(size_t split, const Tensor& input) const;
   Result<Tensor> run_tail(size_t split, const Tensor& bottleneck) const;
   Result<Tensor> run_full(const Tensor& input) const;
+
+  // The split's entropy tables (its manifest's "tables" file), or nullptr if it has none.
+  const EntropyTables* tables(size_t split) const;
 
  private:
   struct Impl;

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,11 @@ enum class CodecKind : uint8_t {
   kQuantPerTensor = 2,   // one scale and zero point
   kQuantPerChannel = 3,  // one scale and zero point per channel (axis 1)
   kImageU8 = 4,          // raw uint8 pixels of the model input; the receiver normalises them
+  // Entropy-coded kinds (protocol 1.1): a variable-length payload.
+  kQuantRans = 5,    // "q8rans": the q8 codes, rANS-coded with the split's calibrated tables
+  kQuantZstd = 6,    // "q8zstd": the q8 codes, zstd-compressed (the generic baseline)
+  kSymbolRans = 7,   // "s8rans": round(x) clamped to [-128, 127] as codes x + 128 (unit step, no
+                     // scale: learned variational bottlenecks), rANS-coded with the learned tables
 };
 
 struct CodecSpec {
@@ -41,9 +47,38 @@ struct CodecSpec {
 };
 
 // Names used in manifests and flags: "f32", "f16", "q8", "q4", "q2" (per tensor),
-// "q8c", "q4c", "q2c" (per channel), "u8image".
+// "q8c", "q4c", "q2c" (per channel), "u8image", "q8rans", "q8zstd", "s8rans".
 Result<CodecSpec> parse_codec(const std::string& name);
 std::string codec_name(const CodecSpec& spec);
+// True for q8rans and s8rans, which need a split's EntropyTables at both ends.
+bool needs_tables(const CodecSpec& spec);
+// True for the kinds whose payload length depends on the data (q8rans, q8zstd, s8rans).
+bool is_variable_length(const CodecSpec& spec);
+
+// Per-channel (or per-element) rANS frequency tables of one split, from the bundle's tables file
+// (format in src/codec/tables.cpp). version() is the CRC-32C of the file's contents: it travels in
+// every entropy-coded frame, and a frame coded with other tables is rejected, not misdecoded.
+class LIBSPLIT_API EntropyTables {
+ public:
+  // Parses a tables file's bytes; `origin` names it in errors. A malformed file is an error that
+  // says which field is wrong.
+  static Result<std::shared_ptr<const EntropyTables>> parse(const uint8_t* data, size_t size,
+                                                            const std::string& origin);
+  static Result<std::shared_ptr<const EntropyTables>> load(const std::string& path);
+  ~EntropyTables();
+  EntropyTables(const EntropyTables&) = delete;
+  EntropyTables& operator=(const EntropyTables&) = delete;
+
+  uint32_t version() const;
+  size_t count() const;  // number of tables: a tensor of n elements uses each for n / count() values
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit EntropyTables(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 // An encoded tensor: what a request frame carries.
 struct EncodedTensor {
@@ -51,21 +86,27 @@ struct EncodedTensor {
   std::vector<int64_t> shape;
   std::vector<float> scales;         // quantized kinds: 1 (per tensor) or shape[1] values
   std::vector<uint8_t> zero_points;  // same count as scales; each in [0, 2^bits - 1]
-  std::vector<uint8_t> payload;      // packed codes, halves, floats or pixels
+  std::vector<uint8_t> payload;      // packed codes, halves, floats, pixels or a coded stream
+  uint32_t table_version = 0;        // q8rans and s8rans: EntropyTables::version() of the coder
 };
 
-// Bytes of payload for `elements` values under `spec` (2-bit and 4-bit codes round up to a byte).
+// Bytes of payload for `elements` values under `spec` (2-bit and 4-bit codes round up to a byte);
+// for the variable-length kinds, the bytes of the uncoded 8-bit codes.
 size_t payload_size(const CodecSpec& spec, int64_t elements);
 
 // Encodes `tensor` with `spec`. Fails on an unsupported spec or a shape whose element count does
 // not match the data; per-channel needs at least 2 dimensions. kImageU8 takes pixel values
-// already in [0, 255] (they are rounded and clamped).
-Status encode(const Tensor& tensor, const CodecSpec& spec, EncodedTensor* out);
+// already in [0, 255] (they are rounded and clamped). q8rans and s8rans need `tables` (whose
+// count divides the element count).
+Status encode(const Tensor& tensor, const CodecSpec& spec, EncodedTensor* out,
+              const EntropyTables* tables = nullptr);
 
 // Decodes back to float32. Validates everything first (payload size, parameter counts, zero
 // points in range) and fails with kInvalidArgument rather than reading out of bounds. kImageU8
 // decodes to the pixel values (0..255); normalisation belongs to the model's input spec.
-Status decode(const EncodedTensor& encoded, Tensor* out);
+// q8rans and s8rans need `tables`; a frame coded with other tables (table_version differs) fails
+// with kFailedPrecondition; a truncated or corrupt stream fails with kDataLoss.
+Status decode(const EncodedTensor& encoded, Tensor* out, const EntropyTables* tables = nullptr);
 
 }  // namespace libsplit
 LIBSPLIT_PUBLIC_END

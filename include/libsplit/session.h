@@ -24,6 +24,7 @@ struct Strategy {
   enum class Kind { kSplit, kLocal, kOffload };
   Kind kind = Kind::kLocal;
   size_t split = 0;  // manifest split index for kSplit
+  std::string codec;  // kSplit: a codec name (see codec.h) instead of the split's manifest codec
 
   // "local", "offload" or a split id of `manifest`.
   static Result<Strategy> parse(const std::string& name, const Manifest& manifest);

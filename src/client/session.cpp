@@ -114,8 +114,14 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
   if (!z.ok()) return z.status();
   inf.head_us = us_since(t);
   t = Clock::now();
+  CodecSpec spec = m.splits[st.split].codec;
+  if (!st.codec.empty()) {
+    auto c = parse_codec(st.codec);
+    if (!c.ok()) return c.status();
+    spec = *c;
+  }
   EncodedTensor enc;
-  LIBSPLIT_RETURN_IF_ERROR(encode(*z, m.splits[st.split].codec, &enc));
+  LIBSPLIT_RETURN_IF_ERROR(encode(*z, spec, &enc, bundle_->tables(st.split)));
   inf.encode_us = us_since(t);
   inf.payload_bytes = enc.payload.size();
   return finish_remote(client_->infer(uint16_t(remote_index_[st.split]), enc, k, deadline_ms), t0, &inf);

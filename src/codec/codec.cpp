@@ -4,8 +4,12 @@
 #include <cstring>
 #include <limits>
 
+#include <zstd.h>
+
 #include "codec/half.h"
 #include "codec/quantize.h"
+#include "codec/rans.h"
+#include "codec/tables.h"
 #include "common/errors.h"
 
 namespace libsplit {
@@ -13,10 +17,6 @@ namespace libsplit {
 using detail::invalid_argument;
 
 namespace {
-
-bool is_quantized(CodecKind k) {
-  return k == CodecKind::kQuantPerTensor || k == CodecKind::kQuantPerChannel;
-}
 
 Status check_spec(const CodecSpec& s) {
   switch (s.kind) {
@@ -34,8 +34,30 @@ Status check_spec(const CodecSpec& s) {
       if (s.bits != 2 && s.bits != 4 && s.bits != 8)
         return invalid_argument("quantized codec bits must be 2, 4 or 8, got ", s.bits);
       return {};
+    case CodecKind::kQuantRans:
+    case CodecKind::kQuantZstd:
+    case CodecKind::kSymbolRans:
+      if (s.bits != 8) return invalid_argument("codec ", codec_name(s), " has 8 bits, got ", s.bits);
+      return {};
   }
   return invalid_argument("unknown codec kind ", int(s.kind));
+}
+
+// The table set for a tensor of n elements, or an error that names what is missing.
+Status check_tables(const CodecSpec& spec, const EntropyTables* tables, int64_t n) {
+  if (tables == nullptr)
+    return detail::failed_precondition("codec ", codec_name(spec), " needs the split's entropy tables (none loaded)");
+  if (n == 0 || uint64_t(n) % tables->count() != 0)
+    return invalid_argument("codec ", codec_name(spec), ": ", n, " elements cannot be split among ",
+                            tables->count(), " tables");
+  return {};
+}
+
+uint8_t symbol_code(float v) {
+  const float r = std::nearbyint(v);
+  if (!(r >= -128.f)) return 0;  // NaN too
+  if (r >= 127.f) return 255;
+  return uint8_t(int(r) + 128);
 }
 
 // Element count of a shape, or -1 if a dimension is negative or the product overflows 2^40.
@@ -55,17 +77,29 @@ Result<CodecSpec> parse_codec(const std::string& name) {
   if (name == "f32") return CodecSpec{CodecKind::kFloat32, 32};
   if (name == "f16") return CodecSpec{CodecKind::kFloat16, 16};
   if (name == "u8image") return CodecSpec{CodecKind::kImageU8, 8};
+  if (name == "q8rans") return CodecSpec{CodecKind::kQuantRans, 8};
+  if (name == "q8zstd") return CodecSpec{CodecKind::kQuantZstd, 8};
+  if (name == "s8rans") return CodecSpec{CodecKind::kSymbolRans, 8};
   for (int bits : {2, 4, 8}) {
     const std::string q = "q" + std::to_string(bits);
     if (name == q) return CodecSpec{CodecKind::kQuantPerTensor, bits};
     if (name == q + "c") return CodecSpec{CodecKind::kQuantPerChannel, bits};
   }
   return invalid_argument("unknown codec \"", name,
-                          "\": expected one of f32, f16, q8, q4, q2, q8c, q4c, q2c, u8image");
+                          "\": expected one of f32, f16, q8, q4, q2, q8c, q4c, q2c, u8image, q8rans, q8zstd, s8rans");
 }
+
+bool needs_tables(const CodecSpec& s) {
+  return s.kind == CodecKind::kQuantRans || s.kind == CodecKind::kSymbolRans;
+}
+
+bool is_variable_length(const CodecSpec& s) { return needs_tables(s) || s.kind == CodecKind::kQuantZstd; }
 
 std::string codec_name(const CodecSpec& s) {
   switch (s.kind) {
+    case CodecKind::kQuantRans: return "q8rans";
+    case CodecKind::kQuantZstd: return "q8zstd";
+    case CodecKind::kSymbolRans: return "s8rans";
     case CodecKind::kFloat32: return "f32";
     case CodecKind::kFloat16: return "f16";
     case CodecKind::kImageU8: return "u8image";
@@ -80,7 +114,10 @@ size_t payload_size(const CodecSpec& spec, int64_t elements) {
   switch (spec.kind) {
     case CodecKind::kFloat32: return n * 4;
     case CodecKind::kFloat16: return n * 2;
-    case CodecKind::kImageU8: return n;
+    case CodecKind::kImageU8:
+    case CodecKind::kQuantRans:
+    case CodecKind::kQuantZstd:
+    case CodecKind::kSymbolRans: return n;
     case CodecKind::kQuantPerTensor:
     case CodecKind::kQuantPerChannel: {
       const size_t per_byte = size_t(8 / (spec.bits > 0 ? spec.bits : 8));
@@ -90,7 +127,7 @@ size_t payload_size(const CodecSpec& spec, int64_t elements) {
   return 0;
 }
 
-Status encode(const Tensor& t, const CodecSpec& spec, EncodedTensor* out) {
+Status encode(const Tensor& t, const CodecSpec& spec, EncodedTensor* out, const EntropyTables* tables) {
   LIBSPLIT_RETURN_IF_ERROR(check_spec(spec));
   const int64_t n = checked_count(t.shape);
   if (n < 0) return invalid_argument("tensor shape ", shape_to_string(t.shape), " is invalid");
@@ -101,8 +138,35 @@ Status encode(const Tensor& t, const CodecSpec& spec, EncodedTensor* out) {
   out->shape = t.shape;
   out->scales.clear();
   out->zero_points.clear();
-  out->payload.assign(payload_size(spec, n), 0);
+  out->table_version = 0;
   const float* x = t.data.data();
+  if (is_variable_length(spec)) {
+    if (needs_tables(spec)) LIBSPLIT_RETURN_IF_ERROR(check_tables(spec, tables, n));
+    if (n == 0) return invalid_argument("cannot code an empty tensor with ", codec_name(spec));
+    std::vector<uint8_t> codes(static_cast<size_t>(n));
+    if (spec.kind == CodecKind::kSymbolRans) {
+      for (int64_t i = 0; i < n; ++i) codes[size_t(i)] = symbol_code(x[i]);
+    } else {
+      const auto p = codec::choose_params(x, size_t(n), 8);
+      codec::quantize(x, size_t(n), p, 8, codes.data());
+      out->scales.push_back(p.scale);
+      out->zero_points.push_back(p.zero_point);
+    }
+    out->payload.clear();
+    if (spec.kind == CodecKind::kQuantZstd) {
+      out->payload.resize(ZSTD_compressBound(codes.size()));
+      const size_t r = ZSTD_compress(out->payload.data(), out->payload.size(), codes.data(), codes.size(), 3);
+      if (ZSTD_isError(r)) return detail::internal_error("zstd: ", ZSTD_getErrorName(r));
+      out->payload.resize(r);
+      return {};
+    }
+    const auto& tt = tables->impl();
+    codec::rans::Coder::encode(codes.data(), codes.size(), tt.pointers, codes.size() / tt.pointers.size(),
+                               &out->payload);
+    out->table_version = tt.version;
+    return {};
+  }
+  out->payload.assign(payload_size(spec, n), 0);
   switch (spec.kind) {
     case CodecKind::kFloat32:
       for (int64_t i = 0; i < n; ++i) {
@@ -126,6 +190,9 @@ Status encode(const Tensor& t, const CodecSpec& spec, EncodedTensor* out) {
       return {};
     case CodecKind::kQuantPerTensor:
     case CodecKind::kQuantPerChannel:
+    case CodecKind::kQuantRans:
+    case CodecKind::kQuantZstd:
+    case CodecKind::kSymbolRans:
       break;
   }
   if (n == 0) return invalid_argument("cannot quantize an empty tensor");
@@ -159,10 +226,60 @@ Status encode(const Tensor& t, const CodecSpec& spec, EncodedTensor* out) {
   return {};
 }
 
-Status decode(const EncodedTensor& e, Tensor* out) {
+namespace {
+
+// The 8-bit codes of a variable-length payload.
+Status decode_codes(const EncodedTensor& e, int64_t n, const EntropyTables* tables, std::vector<uint8_t>* codes) {
+  codes->resize(size_t(n));
+  if (e.codec.kind == CodecKind::kQuantZstd) {
+    const unsigned long long content = ZSTD_getFrameContentSize(e.payload.data(), e.payload.size());
+    if (content == ZSTD_CONTENTSIZE_ERROR)
+      return detail::data_loss("codec q8zstd: the payload is not a zstd frame");
+    if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != uint64_t(n))
+      return invalid_argument("codec q8zstd: the frame holds ", content, " codes, the shape ",
+                              shape_to_string(e.shape), " needs ", n);
+    const size_t r = ZSTD_decompress(codes->data(), codes->size(), e.payload.data(), e.payload.size());
+    if (ZSTD_isError(r)) return detail::data_loss("codec q8zstd: ", ZSTD_getErrorName(r));
+    if (r != size_t(n))
+      return invalid_argument("codec q8zstd: the frame holds ", r, " codes, the shape needs ", n);
+    return {};
+  }
+  LIBSPLIT_RETURN_IF_ERROR(check_tables(e.codec, tables, n));
+  const auto& tt = tables->impl();
+  if (e.table_version != tt.version)
+    return detail::failed_precondition("codec ", codec_name(e.codec), ": coded with tables version ",
+                                       e.table_version, ", these are version ", tt.version,
+                                       " (device and edge have different bundles)");
+  Status st = codec::rans::Coder::decode(e.payload.data(), e.payload.size(), size_t(n), tt.pointers,
+                                         size_t(n) / tt.pointers.size(), codes->data());
+  if (!st.ok()) return detail::data_loss("codec ", codec_name(e.codec), ": ", st.message());
+  return {};
+}
+
+}  // namespace
+
+Status decode(const EncodedTensor& e, Tensor* out, const EntropyTables* tables) {
   LIBSPLIT_RETURN_IF_ERROR(check_spec(e.codec));
   const int64_t n = checked_count(e.shape);
   if (n < 0) return invalid_argument("tensor shape ", shape_to_string(e.shape), " is invalid");
+  if (is_variable_length(e.codec)) {
+    const size_t params = e.codec.kind == CodecKind::kSymbolRans ? 0 : 1;
+    if (e.scales.size() != params || e.zero_points.size() != params)
+      return invalid_argument("codec ", codec_name(e.codec), " needs ", params, " scale/zero-point pairs, got ",
+                              e.scales.size(), "/", e.zero_points.size());
+    if (params && !std::isfinite(e.scales[0])) return invalid_argument("quantization scale 0 is not finite");
+    if (n == 0) return invalid_argument("codec ", codec_name(e.codec), " cannot carry an empty tensor");
+    std::vector<uint8_t> codes;
+    LIBSPLIT_RETURN_IF_ERROR(decode_codes(e, n, tables, &codes));
+    out->shape = e.shape;
+    out->data.resize(size_t(n));
+    if (params) {
+      codec::dequantize(codes.data(), size_t(n), {e.scales[0], e.zero_points[0]}, out->data.data());
+    } else {
+      for (int64_t i = 0; i < n; ++i) out->data[size_t(i)] = float(int(codes[size_t(i)]) - 128);
+    }
+    return {};
+  }
   const size_t expected = payload_size(e.codec, n);
   if (e.payload.size() != expected)
     return invalid_argument("codec ", codec_name(e.codec), " with shape ", shape_to_string(e.shape),
@@ -207,6 +324,9 @@ Status decode(const EncodedTensor& e, Tensor* out) {
       return {};
     case CodecKind::kQuantPerTensor:
     case CodecKind::kQuantPerChannel:
+    case CodecKind::kQuantRans:
+    case CodecKind::kQuantZstd:
+    case CodecKind::kSymbolRans:
       break;
   }
   std::vector<uint8_t> codes(static_cast<size_t>(n));

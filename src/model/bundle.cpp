@@ -20,6 +20,7 @@ struct Bundle::Impl {
   torch::Device device{torch::kCPU};
   std::optional<torch::jit::Module> full;
   std::vector<std::optional<torch::jit::Module>> heads, tails;
+  std::vector<std::shared_ptr<const EntropyTables>> tables;  // per split, null without a file
 };
 
 namespace {
@@ -128,9 +129,22 @@ Result<std::unique_ptr<Bundle>> Bundle::open(const std::string& dir, const Bundl
   }
   impl->heads.resize(man.splits.size());
   impl->tails.resize(man.splits.size());
+  impl->tables.resize(man.splits.size());
   for (size_t i = 0; i < man.splits.size(); ++i) {
     const auto& s = man.splits[i];
     const std::string field = cat("splits[", i, "]");
+    if (!s.tables.empty()) {
+      const std::string path = dir + "/" + s.tables;
+      if (!file_exists(path)) return detail::not_found(field, ".tables: file ", path, " does not exist");
+      auto t = EntropyTables::load(path);
+      if (!t.ok()) return Status(t.status().code(), cat(field, ".tables: ", t.status().message()));
+      int64_t n = 1;
+      for (int64_t d : s.bottleneck_shape) n *= d;
+      if (n % int64_t((*t)->count()) != 0)
+        return invalid_argument(field, ".tables: ", path, " has ", (*t)->count(), " tables, which do not divide the ", n,
+                                " elements of bottleneck ", shape_to_string(s.bottleneck_shape));
+      impl->tables[i] = std::move(*t);
+    }
     if (o.load_heads) {
       auto head = load_module(dir, s.head, field + ".head", dev);
       if (!head.ok()) return head.status();
@@ -149,6 +163,10 @@ Result<std::unique_ptr<Bundle>> Bundle::open(const std::string& dir, const Bundl
   detail::logger()->debug("bundle {} {} loaded from {}: {} splits on {}", man.name, man.version, dir, man.splits.size(),
                           o.device);
   return std::unique_ptr<Bundle>(new Bundle(std::move(impl)));
+}
+
+const EntropyTables* Bundle::tables(size_t split) const {
+  return split < impl_->tables.size() ? impl_->tables[split].get() : nullptr;
 }
 
 Result<Tensor> Bundle::run_head(size_t split, const Tensor& input) const {

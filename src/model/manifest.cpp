@@ -216,9 +216,15 @@ Result<Manifest> parse_manifest(const std::string& text, const std::string& orig
     auto spec = parse_codec(codec);
     if (!spec.ok() || spec->kind == CodecKind::kImageU8) {
       json v = codec;
-      return f.err("codec", "one of f32, f16, q8, q4, q2, q8c, q4c, q2c", &v);
+      return f.err("codec", "one of f32, f16, q8, q4, q2, q8c, q4c, q2c, q8rans, q8zstd, s8rans", &v);
     }
     s.codec = *spec;
+    LIBSPLIT_RETURN_IF_ERROR(f.str("tables", &s.tables, /*required=*/false));
+    if (!s.tables.empty()) LIBSPLIT_RETURN_IF_ERROR(check_file_name(f, "tables", s.tables));
+    if (needs_tables(s.codec) && s.tables.empty()) {
+      json v = nullptr;
+      return f.err("tables", cat("an entropy tables file (codec ", codec, " needs one)"), &v);
+    }
     if (s.codec.kind == CodecKind::kQuantPerChannel && s.bottleneck_shape.size() < 2) {
       json v = codec;
       return f.err("codec", "a per-tensor codec (per-channel needs a [N, C, ...] bottleneck)", &v);

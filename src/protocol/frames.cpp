@@ -55,7 +55,7 @@ Status read_codec(Reader& r, const char* what, CodecSpec* spec) {
   uint8_t kind, bits;
   if (!r.u8(&kind)) return truncated(what, "codec");
   if (!r.u8(&bits)) return truncated(what, "bits");
-  if (kind > uint8_t(CodecKind::kImageU8))
+  if (kind > uint8_t(CodecKind::kSymbolRans))
     return invalid_argument(what, " frame: unknown codec id ", int(kind));
   spec->kind = CodecKind(kind);
   spec->bits = bits;
@@ -197,7 +197,8 @@ Status decode_hello_reply(const uint8_t* p, size_t n, HelloReply* out) {
 
 size_t request_frame_size(const Request& r) {
   const auto& t = r.tensor;
-  return kHeaderSize + 8 + 4 + 2 + 1 + 2 + 1 + 4 * t.shape.size() + 5 * t.scales.size() + t.payload.size();
+  return kHeaderSize + 8 + 4 + 2 + 1 + 2 + 1 + 4 * t.shape.size() + 5 * t.scales.size() +
+         (is_variable_length(t.codec) ? 4 : 0) + t.payload.size();
 }
 
 std::vector<uint8_t> encode_request(const Request& r) {
@@ -215,6 +216,7 @@ std::vector<uint8_t> encode_request(const Request& r) {
     w.f32(r.tensor.scales[i]);
     w.u8(i < r.tensor.zero_points.size() ? r.tensor.zero_points[i] : 0);
   }
+  if (is_variable_length(r.tensor.codec)) w.u32(r.tensor.table_version);
   w.bytes(r.tensor.payload.data(), r.tensor.payload.size());
   return b;
 }
@@ -229,10 +231,16 @@ Status decode_request(const uint8_t* p, size_t n, Request* out) {
   LIBSPLIT_RETURN_IF_ERROR(read_codec(r, "request", &t.codec));
   LIBSPLIT_RETURN_IF_ERROR(read_shape(r, "request", &t.shape));
   uint64_t count;
-  // The payload cannot hold more elements than 4 per byte (2-bit codes) of what remains.
-  LIBSPLIT_RETURN_IF_ERROR(bounded_count(t.shape, uint64_t(r.remaining()) * 4 + 4, "request", &count));
+  // A fixed-size payload cannot hold more elements than 4 per byte (2-bit codes) of what remains;
+  // a coded one can, up to kMaxCodedElements (the server then checks the split's shape before
+  // decoding).
+  const bool variable = is_variable_length(t.codec);
+  LIBSPLIT_RETURN_IF_ERROR(
+      bounded_count(t.shape, variable ? kMaxCodedElements : uint64_t(r.remaining()) * 4 + 4, "request", &count));
   size_t params = 0;
-  if (t.codec.kind == CodecKind::kQuantPerTensor) params = 1;
+  if (t.codec.kind == CodecKind::kQuantPerTensor || t.codec.kind == CodecKind::kQuantRans ||
+      t.codec.kind == CodecKind::kQuantZstd)
+    params = 1;
   if (t.codec.kind == CodecKind::kQuantPerChannel) {
     if (t.shape.size() < 2) return invalid_argument("request frame: per-channel codec needs ndim >= 2");
     params = size_t(t.shape[1]);
@@ -249,6 +257,16 @@ Status decode_request(const uint8_t* p, size_t n, Request* out) {
       return invalid_argument("request frame: scale ", i, " must be finite and positive, got ", t.scales[i]);
     if (t.zero_points[i] > qmax)
       return invalid_argument("request frame: zero point ", int(t.zero_points[i]), " exceeds ", qmax);
+  }
+  t.table_version = 0;
+  if (variable) {
+    if (!r.u32(&t.table_version)) return truncated("request", "table_version");
+    if (r.remaining() == 0) return invalid_argument("request frame: codec ", codec_name(t.codec), " with an empty payload");
+    const uint8_t* payload;
+    const size_t len = r.remaining();
+    r.bytes(len, &payload);
+    t.payload.assign(payload, payload + len);
+    return {};
   }
   const size_t expected = payload_size(t.codec, int64_t(count));
   if (r.remaining() != expected)

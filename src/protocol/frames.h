@@ -18,11 +18,12 @@ constexpr uint8_t kFrameMagic0 = 'L';
 constexpr uint8_t kFrameMagic1 = 'S';
 constexpr uint32_t kHelloMagic = 0x4C50534Cu;  // bytes "LSPL"
 constexpr uint16_t kVersionMajor = 1;
-constexpr uint16_t kVersionMinor = 0;
+constexpr uint16_t kVersionMinor = 1;  // 1.1: entropy-coded codecs (ids 5, 6, 7)
 constexpr size_t kHeaderSize = 12;
 constexpr uint16_t kSplitFull = 0xFFFF;   // request index meaning "the full model" (offload)
 constexpr size_t kMaxDims = 8;
 constexpr uint32_t kMaxDim = 1u << 24;
+constexpr uint64_t kMaxCodedElements = 1u << 24;  // elements of one entropy-coded tensor
 constexpr uint32_t kDefaultMaxFrame = 4u << 20;  // 4 MiB, gRPC's default
 constexpr uint32_t kMaxHelloBody = 4096;         // before the handshake only tiny frames pass
 

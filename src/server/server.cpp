@@ -481,8 +481,21 @@ void Connection::handle_request() {
       return reply_error(detail::deadline_exceeded("deadline passed while queued"));
     }
     const auto& m = bundle->manifest();
+    const EntropyTables* tables = nullptr;
+    if (is_variable_length(req->tensor.codec)) {
+      // Coded payloads carry no size of their own: the split's shape bounds what decoding makes.
+      if (req->split == proto::kSplitFull || req->split >= split_map.size())
+        return reply_error(invalid_argument("codec ", codec_name(req->tensor.codec), " is only for a split agreed in the handshake"));
+      const size_t index = size_t(split_map[req->split]);
+      const auto& spec = m.splits[index];
+      if (req->tensor.shape != spec.bottleneck_shape)
+        return reply_error(invalid_argument("codec ", codec_name(req->tensor.codec), ": shape ",
+                                            shape_to_string(req->tensor.shape), " is not split ", spec.id,
+                                            "'s bottleneck ", shape_to_string(spec.bottleneck_shape)));
+      tables = bundle->tables(index);
+    }
     Tensor x;
-    Status st = decode(req->tensor, &x);
+    Status st = decode(req->tensor, &x, tables);
     if (!st.ok()) return reply_error(st);
     Result<Tensor> out = Status();
     if (req->split == proto::kSplitFull) {

@@ -58,3 +58,16 @@ class FakeQuant(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return grad, None
+
+
+def codes_per_sample(z, num_bits=8):
+    """The 8-bit codes the device sends for each sample of a batch: [N, elements] int64."""
+    qmin, qmax = 0.0, 2.0 ** num_bits - 1.0
+    flat = z.reshape(z.shape[0], -1)
+    min_val = flat.min(dim=1, keepdim=True).values
+    max_val = flat.max(dim=1, keepdim=True).values
+    scale = (max_val - min_val) / (qmax - qmin)
+    const = min_val.abs() / (qmax - qmin)
+    scale = torch.where(scale == 0, torch.where(const > 0, const, torch.ones_like(scale)), scale)
+    zero_point = (qmin - min_val / scale).clamp(qmin, qmax).trunc()
+    return (zero_point + flat / scale).clamp(qmin, qmax).round().long()

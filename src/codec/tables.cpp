@@ -1,0 +1,76 @@
+// The entropy tables file of a split (written by tools/libsplit_tools/tables.py):
+//
+//   offset  size  field
+//   0       4     magic "LSET"
+//   4       2     format version (1)
+//   6       2     reserved, 0
+//   8       4     table count T, 1..65536
+//   12      ...   T tables, each: u8 offset (first code of the range), u16 m = symbols + 1
+//                 (2..257), m x u16 frequencies (the range's codes, then the escape), each >= 1,
+//                 summing to 65536
+//   end-4   4     CRC-32C of every byte before it: the tables' version
+//
+// All integers little-endian. A tensor of n elements is coded with table i for the values
+// [i * n / T, (i + 1) * n / T): per channel when T is the channel count, per element when T = n.
+#include "codec/tables.h"
+
+#include <fstream>
+#include <iterator>
+
+#include "codec/crc32c.h"
+#include "common/errors.h"
+
+namespace libsplit {
+
+using detail::invalid_argument;
+
+EntropyTables::EntropyTables(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+EntropyTables::~EntropyTables() = default;
+uint32_t EntropyTables::version() const { return impl_->version; }
+size_t EntropyTables::count() const { return impl_->tables.size(); }
+
+Result<std::shared_ptr<const EntropyTables>> EntropyTables::parse(const uint8_t* p, size_t size,
+                                                                  const std::string& origin) {
+  auto bad = [&](auto&&... what) { return invalid_argument(origin, ": ", what...); };
+  auto u16 = [&](size_t at) { return uint32_t(p[at]) | uint32_t(p[at + 1]) << 8; };
+  auto u32 = [&](size_t at) { return u16(at) | u16(at + 2) << 16; };
+  if (size < 16) return bad("is ", size, " bytes, too short for an entropy tables file");
+  if (p[0] != 'L' || p[1] != 'S' || p[2] != 'E' || p[3] != 'T') return bad("magic is not \"LSET\"");
+  if (u16(4) != 1) return bad("format version ", u16(4), " is not supported (expected 1)");
+  const uint32_t stored = u32(size - 4);
+  const uint32_t crc = codec::crc32c(p, size - 4);
+  if (stored != crc) return detail::data_loss(origin, ": CRC-32C mismatch (the file is corrupt)");
+  const uint32_t count = u32(8);
+  if (count < 1 || count > 65536) return bad("table count ", count, " is outside [1, 65536]");
+  auto impl = std::make_unique<Impl>();
+  impl->version = crc;
+  impl->tables.reserve(count);
+  size_t at = 12;
+  const size_t end = size - 4;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (at + 3 > end) return bad("table ", i, " of ", count, " is cut off");
+    const int offset = p[at];
+    const uint32_t m = u16(at + 1);
+    at += 3;
+    if (m < 2 || m > 257) return bad("table ", i, " has ", m, " frequencies (expected 2 to 257)");
+    if (at + 2 * size_t(m) > end) return bad("table ", i, " of ", count, " is cut off");
+    std::vector<uint32_t> freqs(m);
+    for (uint32_t k = 0; k < m; ++k) freqs[k] = u16(at + 2 * k);
+    at += 2 * size_t(m);
+    auto t = codec::rans::Table::create(offset, freqs);
+    if (!t.ok()) return bad("table ", i, ": ", t.status().message());
+    impl->tables.push_back(std::move(*t));
+  }
+  if (at != end) return bad(end - at, " bytes after the last table");
+  for (const auto& t : impl->tables) impl->pointers.push_back(&t);
+  return std::shared_ptr<const EntropyTables>(new EntropyTables(std::move(impl)));
+}
+
+Result<std::shared_ptr<const EntropyTables>> EntropyTables::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return detail::not_found("entropy tables file ", path, " cannot be opened");
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse(bytes.data(), bytes.size(), path);
+}
+
+}  // namespace libsplit

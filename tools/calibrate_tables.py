@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Calibrates entropy tables for every split of a bundle (run with /usr/bin/python3).
+
+  /usr/bin/python3 tools/calibrate_tables.py models/fmnist-resnet [--images 20000]
+
+For each split with a quantized codec, runs its TorchScript head on training images, takes the
+8-bit per-tensor codes the device would send (the q8 codec), and counts each code's frequency
+per channel and per element. The counts of the first --images images make the tables; the next
+--holdout images measure what each granularity would cost, and the cheaper one is written as
+<split>.tables (format: tools/libsplit_tools/tables.py). The codes are the q8 codes, so coding
+them is lossless: predictions with q8rans are those of q8.
+The manifest gets, per split, "tables" (the file) and "entropy" (granularity, calibration images,
+the held-out estimate in bytes); a split whose estimate plus the coder's overhead (12 bytes:
+final state and word rounding) beats plain q8 gets "codec": "q8rans", the others keep theirs.
+Other splits' codecs and every TorchScript file are left as they are.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from libsplit_tools import data, quant, tables  # noqa: E402
+
+CODER_OVERHEAD = 12
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bundle", help="bundle directory (manifest.json + TorchScript files)")
+    ap.add_argument("--data", default=data.DEFAULT_DIR, help="Fashion-MNIST IDX directory (training images)")
+    ap.add_argument("--images", type=int, default=20000, help="calibration images")
+    ap.add_argument("--holdout", type=int, default=5000, help="held-out images for the estimate")
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count())
+    path = os.path.join(args.bundle, "manifest.json")
+    try:
+        manifest = json.load(open(path))
+    except (OSError, ValueError) as e:
+        sys.exit(f"calibrate_tables: {path}: {e}")
+    if manifest.get("input", {}).get("shape") != [1, 1, 28, 28]:
+        sys.exit(f"calibrate_tables: {path}: input shape {manifest.get('input', {}).get('shape')} is not "
+                 "Fashion-MNIST's [1, 1, 28, 28] (the only calibration data this tool reads)")
+    images, _ = data.load("train", args.data)
+    if args.images + args.holdout > images.shape[0]:
+        sys.exit(f"calibrate_tables: --images + --holdout exceeds the {images.shape[0]} training images")
+    calib = images[:args.images + args.holdout]
+    for split in manifest["splits"]:
+        if split["codec"] not in ("q8", "q8rans"):
+            print(f"{split['id']:>10}: codec {split['codec']} is not q8, left as it is")
+            continue
+        head = torch.jit.load(os.path.join(args.bundle, split["head"]))
+        codes = []
+        with torch.no_grad():
+            for i in range(0, calib.shape[0], 1000):
+                codes.append(quant.codes_per_sample(head(data.normalize(calib[i:i + 1000]))))
+        codes = torch.cat(codes)
+        fit, held = codes[:args.images], codes[args.images:]
+        n = codes.shape[1]
+        shape = split["bottleneck"]["shape"]
+        channels = shape[1] if len(shape) > 1 else 1
+        best = None
+        for name, groups in (("channel", channels), ("element", n)):
+            t = tables.tables_from_counts(tables.histograms(fit, groups))
+            est = tables.cross_entropy_bytes(t, held)
+            print(f"{split['id']:>10}: per {name} ({groups} tables): {est:.1f} B of information per image "
+                  f"(q8: {n} B)", flush=True)
+            if best is None or est < best[1]:
+                best = (name, est, t)
+        name, est, t = best
+        blob, version = tables.encode_tables(t)
+        fname = f"{split['id']}.tables"
+        with open(os.path.join(args.bundle, fname), "wb") as f:
+            f.write(blob)
+        split["tables"] = fname
+        split["entropy"] = {"granularity": name, "calibration_images": args.images,
+                            "heldout_bytes": round(est, 1), "tables_version": version}
+        split["codec"] = "q8rans" if est + CODER_OVERHEAD < n else "q8"
+        print(f"{split['id']:>10}: wrote {fname} ({len(blob)} B, version {version:08x}); codec {split['codec']}")
+    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=args.bundle)
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    print(f"updated {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Trains a FrankenSplit-style variational bottleneck on the Fashion-MNIST teacher
+(run with /usr/bin/python3, after tools/train_fmnist.py has written teacher.pt).
+
+  /usr/bin/python3 tools/train_entropic.py --train build/train            # writes entropic-c8.pt
+
+The student: the BottleFit encoder ending in --channels channels at 7 x 7 (the latent y), a
+factorized-prior entropy model over y (tools/libsplit_tools/entropy.py), and the BottleFit
+decoder + the teacher's layer3/pool/fc as the tail. The wire carries round(y) entropy-coded with
+the prior's tables, so the rate is what the prior says the symbols cost.
+Two stages, as BottleFit's, each with a rate term:
+  (i)  head distillation: loss = saliency-weighted MSE(decoder(round(y)), teacher layer2)
+       + lambda * bits. The saliency of a teacher feature is |feature x d logit_label / d feature|
+       summed over channels, normalised to mean 1 per image; the weight is 0.5 + 0.5 * saliency,
+       so every position counts and the ones the teacher's decision rests on count more.
+       The teacher's tail stays frozen; Adam lr 1e-3, cosine.
+  (ii) knowledge distillation of the whole student: loss = alpha * CE + (1 - alpha) * T^2 * KL
+       (T = 1, alpha = 0.5, as in tools/train_fmnist.py) + lambda * bits; SGD lr 0.01 cosine
+       for the network, Adam lr 1e-3 for the entropy model.
+lambda is not fixed by hand: it follows a target rate (--target-bytes of information per image)
+by dual ascent, lambda <- lambda * exp(eta * (rate - target) / target) after every batch, so the
+run ends at the rate asked for and the accuracy is what that rate allows.
+Seeded (--seed); prints loss, rate and test accuracy every epoch.
+"""
+import argparse
+import copy
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from libsplit_tools import data, entropy, models  # noqa: E402
+
+CL = torch.channels_last
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+class EntropicStudent(nn.Module):
+    def __init__(self, teacher, channels):
+        super().__init__()
+        self.channels = channels
+        self.encoder = models.Encoder(channels)
+        self.prior = entropy.FactorizedPrior(channels)
+        self.tail = models.Tail(teacher, "layer2", models.Decoder(channels))
+
+    def forward(self, x):
+        """(logits, decoder output, bits per image)."""
+        y = self.encoder(x)
+        y_hat = entropy.quantize_symbols(y)
+        if self.training:
+            noisy = y.clamp(entropy.LOW, entropy.HIGH) + torch.empty_like(y).uniform_(-0.5, 0.5)
+            lik = self.prior.likelihood(noisy)
+        else:
+            lik = self.prior.likelihood(y_hat)
+        dec = self.tail.decoder(y_hat)
+        return self.tail.stages(dec), dec, entropy.bits(lik)
+
+
+def saliency_weights(teacher, x, labels):
+    feat = teacher.features(x, "layer2").detach().requires_grad_(True)
+    logits = teacher.fc(teacher.pool(teacher.layer3(feat)))
+    picked = logits.gather(1, labels[:, None]).sum()
+    (grad,) = torch.autograd.grad(picked, feat)
+    s = (grad * feat).abs().sum(1, keepdim=True)
+    s = s / s.mean(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+    return feat.detach(), (0.5 + 0.5 * s).detach()
+
+
+@torch.no_grad()
+def evaluate(student, images, labels, batch_size=1000):
+    student.eval()
+    correct, total_bits = 0, 0.0
+    for i in range(0, images.shape[0], batch_size):
+        x = data.normalize(images[i:i + batch_size])
+        logits, _, b = student(x)
+        correct += (logits.argmax(1) == labels[i:i + batch_size]).sum().item()
+        total_bits += b.sum().item()
+    n = images.shape[0]
+    return 100.0 * correct / n, total_bits / n / 8.0
+
+
+def batches(n, batch_size, generator):
+    perm = torch.randperm(n, generator=generator)
+    for i in range(0, n, batch_size):
+        yield perm[i:i + batch_size]
+
+
+class RateControl:
+    def __init__(self, target_bytes, lam, eta):
+        self.target_bits = 8.0 * target_bytes
+        self.lam, self.eta = lam, eta
+
+    def step(self, bits_per_image):
+        err = (bits_per_image - self.target_bits) / self.target_bits
+        self.lam *= math.exp(self.eta * max(-1.0, min(1.0, err)))
+
+
+def kd_loss(student_logits, teacher_logits, labels, temperature, alpha):
+    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
+                    F.softmax(teacher_logits / temperature, dim=1),
+                    reduction="batchmean") * temperature * temperature
+    return alpha * F.cross_entropy(student_logits, labels) + (1.0 - alpha) * soft
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", required=True, help="directory with teacher.pt; entropic-c<C>.pt is written there")
+    ap.add_argument("--data", default=data.DEFAULT_DIR, help="Fashion-MNIST IDX directory")
+    ap.add_argument("--channels", type=int, default=8, help="latent channels at 7 x 7")
+    ap.add_argument("--target-bytes", type=float, default=36.0,
+                    help="information per image the rate control aims at (the coded stream adds "
+                         "the coder's final state and word rounding, about 8 to 12 bytes)")
+    ap.add_argument("--hd-epochs", type=int, default=3)
+    ap.add_argument("--kd-epochs", type=int, default=12)
+    ap.add_argument("--hd-lambda", type=float, default=0.05, help="initial lambda of stage (i) (per bit)")
+    ap.add_argument("--kd-lambda", type=float, default=1e-4, help="initial lambda of stage (ii) (per bit)")
+    ap.add_argument("--eta", type=float, default=0.01, help="rate-control step")
+    ap.add_argument("--kd-lr", type=float, default=0.01)
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--alpha", type=float, default=0.5)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--seed", type=int, default=20221)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    teacher_path = os.path.join(args.train, "teacher.pt")
+    if not os.path.exists(teacher_path):
+        sys.exit(f"train_entropic: {teacher_path} does not exist (run tools/train_fmnist.py --stage teacher first)")
+    if args.target_bytes <= 0 or args.channels < 1:
+        sys.exit("train_entropic: --target-bytes and --channels must be positive")
+    train, test = data.load("train", args.data), data.load("test", args.data)
+    teacher = models.Teacher()
+    teacher.load_state_dict(torch.load(teacher_path))
+    teacher = teacher.to(memory_format=CL).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed + 3)
+    student = EntropicStudent(copy.deepcopy(teacher), args.channels).to(memory_format=CL)
+    n_batches = math.ceil(train[0].shape[0] / args.batch_size)
+    log(f"Fashion-MNIST: {train[0].shape[0]} train, {test[0].shape[0]} test images; {args.threads} threads, "
+        f"seed {args.seed}; {args.channels} channels at 7x7, target {args.target_bytes} B of information")
+
+    # Stage (i): head distillation with rate; the teacher's layers in the tail stay frozen.
+    for p in student.tail.stages.parameters():
+        p.requires_grad_(False)
+    params = (list(student.encoder.parameters()) + list(student.tail.decoder.parameters())
+              + list(student.prior.parameters()))
+    opt = torch.optim.Adam(params, lr=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.hd_epochs * n_batches)
+    rc = RateControl(args.target_bytes, args.hd_lambda, args.eta)
+    for epoch in range(args.hd_epochs):
+        t0, tot_d, tot_b, seen = time.time(), 0.0, 0.0, 0
+        student.train()
+        student.tail.stages.eval()
+        for idx in batches(train[0].shape[0], args.batch_size, gen):
+            x = data.normalize(data.augment(train[0][idx], gen)).contiguous(memory_format=CL)
+            target, weight = saliency_weights(teacher, x, train[1][idx])
+            _, dec, b = student(x)
+            dist = (weight * (dec - target) ** 2).sum() / x.shape[0]
+            rate = b.mean()
+            loss = dist + rc.lam * rate
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            rc.step(rate.item())
+            tot_d += dist.item() * idx.numel()
+            tot_b += rate.item() * idx.numel()
+            seen += idx.numel()
+        acc, test_bytes = evaluate(student, *test)
+        log(f"entropic c={args.channels} head-distillation epoch {epoch + 1}/{args.hd_epochs}: weighted mse "
+            f"{tot_d / seen:.2f}, train rate {tot_b / seen / 8:.1f} B, lambda {rc.lam:.3g}; test top-1 {acc:.2f}% "
+            f"at {test_bytes:.1f} B ({time.time() - t0:.0f} s)")
+
+    # Stage (ii): knowledge distillation of the whole student, rate term kept.
+    for p in student.parameters():
+        p.requires_grad_(True)
+    net_params = [p for n, p in student.named_parameters() if not n.startswith("prior.")]
+    opt = torch.optim.SGD(net_params, lr=args.kd_lr, momentum=0.9, weight_decay=5e-4)
+    opt_prior = torch.optim.Adam(student.prior.parameters(), lr=1e-3)
+    steps = args.kd_epochs * n_batches
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    sched_prior = torch.optim.lr_scheduler.CosineAnnealingLR(opt_prior, steps)
+    rc = RateControl(args.target_bytes, args.kd_lambda, args.eta)
+    for epoch in range(args.kd_epochs):
+        t0, tot_l, tot_b, seen = time.time(), 0.0, 0.0, 0
+        student.train()
+        for idx in batches(train[0].shape[0], args.batch_size, gen):
+            x = data.normalize(data.augment(train[0][idx], gen)).contiguous(memory_format=CL)
+            y = train[1][idx]
+            with torch.no_grad():
+                t_logits = teacher(x)
+            logits, _, b = student(x)
+            rate = b.mean()
+            task = kd_loss(logits, t_logits, y, args.temperature, args.alpha)
+            loss = task + rc.lam * rate
+            opt.zero_grad()
+            opt_prior.zero_grad()
+            loss.backward()
+            opt.step()
+            opt_prior.step()
+            sched.step()
+            sched_prior.step()
+            rc.step(rate.item())
+            tot_l += task.item() * idx.numel()
+            tot_b += rate.item() * idx.numel()
+            seen += idx.numel()
+        acc, test_bytes = evaluate(student, *test)
+        log(f"entropic c={args.channels} kd epoch {epoch + 1}/{args.kd_epochs}: kd loss {tot_l / seen:.4f}, "
+            f"train rate {tot_b / seen / 8:.1f} B, lambda {rc.lam:.3g}; test top-1 {acc:.2f}% at "
+            f"{test_bytes:.1f} B of information ({time.time() - t0:.0f} s)")
+        path = os.path.join(args.train, f"entropic-c{args.channels}.pt")
+        torch.save(student.state_dict(), path)  # after every epoch: an interrupted run keeps its latest
+    log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
