@@ -65,9 +65,9 @@ TEST_F(CApi, ExampleAppsAnswerLikeInProcessHeadQuantizedTail) {
     auto z = (*bundle)->run_head(split, *x);
     ASSERT_TRUE(z.ok());
     libsplit::EncodedTensor enc;
-    ASSERT_TRUE(libsplit::encode(*z, m.splits[split].codec, &enc).ok());
+    ASSERT_TRUE(libsplit::encode(*z, m.splits[split].codec, &enc, (*bundle)->tables(split)).ok());
     libsplit::Tensor zq;
-    ASSERT_TRUE(libsplit::decode(enc, &zq).ok());
+    ASSERT_TRUE(libsplit::decode(enc, &zq, (*bundle)->tables(split)).ok());
     auto y = (*bundle)->run_tail(split, zq);
     ASSERT_TRUE(y.ok());
     const std::string want = std::to_string(libsplit::top_k(*y, 1)[0].index) + " ";

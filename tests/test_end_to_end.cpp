@@ -64,36 +64,55 @@ libsplit::IdxFile* EndToEnd::images_ = nullptr;
 uint32_t argmax(const libsplit::Tensor& t) { return libsplit::top_k(t, 1).at(0).index; }
 
 // Caller-driven, as split-client runs it (the I/O-thread client is checked by the tests below).
+// Every split with its manifest codec over kImages images; a split with entropy tables also with
+// q8, q8rans and q8zstd over kCodecImages: the coded ones are lossless, so they must answer what
+// q8 answers in process.
 TEST_F(EndToEnd, EverySplitThroughServerEqualsInProcessHeadQuantizedTail) {
+  constexpr int kCodecImages = 200;
   auto client = connect("", /*io_thread=*/false);
   ASSERT_TRUE(client);
   auto session = libsplit::SplitSession::create(bundle_, client.get());
   ASSERT_TRUE(session.ok());
   const auto& m = bundle_->manifest();
+  int coded_runs = 0;
   for (size_t s = 0; s < m.splits.size(); ++s) {
-    SCOPED_TRACE(m.splits[s].id);
-    libsplit::Strategy st{libsplit::Strategy::Kind::kSplit, s, ""};
-    int mismatches = 0;
-    for (int i = 0; i < kImages; ++i) {
-      auto px = pixels(i);
-      auto x = px;
-      ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
-      auto z = bundle_->run_head(s, x);
-      ASSERT_TRUE(z.ok());
-      libsplit::EncodedTensor enc;
-      ASSERT_TRUE(libsplit::encode(*z, m.splits[s].codec, &enc).ok());
-      libsplit::Tensor zq;
-      ASSERT_TRUE(libsplit::decode(enc, &zq).ok());
-      auto y = bundle_->run_tail(s, zq);
-      ASSERT_TRUE(y.ok());
-      auto r = (*session)->run(px, st, 3);
-      ASSERT_TRUE(r.ok()) << "image " << i << ": " << r.status().to_string();
-      mismatches += r->top.at(0).index != argmax(*y);
-      EXPECT_NEAR(r->top.at(0).score, libsplit::top_k(*y, 1)[0].score, 1e-4);
-      EXPECT_LE(r->request_bytes, r->payload_bytes + 64);  // the wire-overhead bar
+    std::vector<std::string> codecs = {""};  // "" = the manifest's
+    const bool q8_family = m.splits[s].codec.kind == libsplit::CodecKind::kQuantPerTensor ||
+                           m.splits[s].codec.kind == libsplit::CodecKind::kQuantRans;
+    if (bundle_->tables(s) && q8_family) codecs.insert(codecs.end(), {"q8", "q8rans", "q8zstd"});
+    for (const auto& codec_name : codecs) {
+      const auto spec = codec_name.empty() ? m.splits[s].codec : *libsplit::parse_codec(codec_name);
+      SCOPED_TRACE(m.splits[s].id + " " + libsplit::codec_name(spec));
+      libsplit::Strategy st{libsplit::Strategy::Kind::kSplit, s, codec_name};
+      coded_runs += libsplit::is_variable_length(spec);
+      int mismatches = 0;
+      for (int i = 0; i < (codec_name.empty() ? kImages : kCodecImages); ++i) {
+        auto px = pixels(i);
+        auto x = px;
+        ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
+        auto z = bundle_->run_head(s, x);
+        ASSERT_TRUE(z.ok());
+        // The reference: the lossless q8 bottleneck for the q8 family, else the codec's own.
+        const auto ref_spec = libsplit::is_variable_length(spec) && spec.kind != libsplit::CodecKind::kSymbolRans
+                                  ? libsplit::CodecSpec{libsplit::CodecKind::kQuantPerTensor, 8}
+                                  : spec;
+        libsplit::EncodedTensor enc;
+        ASSERT_TRUE(libsplit::encode(*z, ref_spec, &enc, bundle_->tables(s)).ok());
+        libsplit::Tensor zq;
+        ASSERT_TRUE(libsplit::decode(enc, &zq, bundle_->tables(s)).ok());
+        auto y = bundle_->run_tail(s, zq);
+        ASSERT_TRUE(y.ok());
+        auto r = (*session)->run(px, st, 3);
+        ASSERT_TRUE(r.ok()) << "image " << i << ": " << r.status().to_string();
+        mismatches += r->top.at(0).index != argmax(*y);
+        EXPECT_NEAR(r->top.at(0).score, libsplit::top_k(*y, 1)[0].score, 1e-4);
+        EXPECT_LE(r->request_bytes, r->payload_bytes + 64);  // the wire-overhead bar
+      }
+      EXPECT_EQ(mismatches, 0);
     }
-    EXPECT_EQ(mismatches, 0);
   }
+  // The committed bundle has calibrated tables: the coded paths were exercised.
+  EXPECT_GT(coded_runs, 0);
 }
 
 TEST_F(EndToEnd, LocalAndOffloadEqualTheFullModel) {

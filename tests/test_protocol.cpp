@@ -276,7 +276,11 @@ TEST(Protocol, RandomBytesNeverCrashDecoders) {
     (void)proto::decode_header(b.data(), b.size(), 1 << 20, &fh);
     if (proto::decode_request(b.data(), b.size(), &r).ok()) {
       libsplit::Tensor t;
-      ASSERT_TRUE(libsplit::decode(r.tensor, &t).ok()) << "a decoded request must carry a decodable tensor";
+      // A fixed-size payload was checked by the frame decoder; a coded one (ids 5..7) is checked
+      // by the codec, which may refuse it but never reads outside it.
+      const bool ok = libsplit::decode(r.tensor, &t).ok();
+      if (!libsplit::is_variable_length(r.tensor.codec))
+        ASSERT_TRUE(ok) << "a decoded request must carry a decodable tensor";
     }
   }
   EXPECT_GT(accepted, 0u);  // mutations in the payload bytes stay valid requests

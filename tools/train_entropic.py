@@ -20,6 +20,10 @@ Two stages, as BottleFit's, each with a rate term:
 lambda is not fixed by hand: it follows a target rate (--target-bytes of information per image)
 by dual ascent, lambda <- lambda * exp(eta * (rate - target) / target) after every batch, so the
 run ends at the rate asked for and the accuracy is what that rate allows.
+The rate is measured on the noisy latent by default (--rate-on noisy); the symbols actually sent
+are rounded, and their cost can drift above the noisy estimate. --resume continues from the saved
+student with stage (ii) only, typically with --rate-on rounded (rate = the prior's cost of the
+rounded symbols, straight-through gradient) and a lower --kd-lr, to land the sent rate on target.
 Seeded (--seed); prints loss, rate and test accuracy every epoch.
 """
 import argparse
@@ -51,11 +55,13 @@ class EntropicStudent(nn.Module):
         self.prior = entropy.FactorizedPrior(channels)
         self.tail = models.Tail(teacher, "layer2", models.Decoder(channels))
 
+    rate_on = "noisy"
+
     def forward(self, x):
         """(logits, decoder output, bits per image)."""
         y = self.encoder(x)
         y_hat = entropy.quantize_symbols(y)
-        if self.training:
+        if self.training and self.rate_on == "noisy":
             noisy = y.clamp(entropy.LOW, entropy.HIGH) + torch.empty_like(y).uniform_(-0.5, 0.5)
             lik = self.prior.likelihood(noisy)
         else:
@@ -124,6 +130,10 @@ def main():
     ap.add_argument("--kd-lambda", type=float, default=1e-4, help="initial lambda of stage (ii) (per bit)")
     ap.add_argument("--eta", type=float, default=0.01, help="rate-control step")
     ap.add_argument("--kd-lr", type=float, default=0.01)
+    ap.add_argument("--rate-on", choices=["noisy", "rounded"], default="noisy",
+                    help="what the rate term and the rate control measure during training")
+    ap.add_argument("--resume", action="store_true",
+                    help="start from the saved entropic-c<C>.pt and run stage (ii) only")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -145,6 +155,15 @@ def main():
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 3)
     student = EntropicStudent(copy.deepcopy(teacher), args.channels).to(memory_format=CL)
+    student.rate_on = args.rate_on
+    path = os.path.join(args.train, f"entropic-c{args.channels}.pt")
+    if args.resume:
+        if not os.path.exists(path):
+            sys.exit(f"train_entropic: --resume: {path} does not exist")
+        student.load_state_dict(torch.load(path))
+        args.hd_epochs = 0
+        acc, test_bytes = evaluate(student, *test)
+        log(f"resumed {path}: test top-1 {acc:.2f}% at {test_bytes:.1f} B of information")
     n_batches = math.ceil(train[0].shape[0] / args.batch_size)
     log(f"Fashion-MNIST: {train[0].shape[0]} train, {test[0].shape[0]} test images; {args.threads} threads, "
         f"seed {args.seed}; {args.channels} channels at 7x7, target {args.target_bytes} B of information")
@@ -155,7 +174,7 @@ def main():
     params = (list(student.encoder.parameters()) + list(student.tail.decoder.parameters())
               + list(student.prior.parameters()))
     opt = torch.optim.Adam(params, lr=1e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.hd_epochs * n_batches)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, args.hd_epochs * n_batches))
     rc = RateControl(args.target_bytes, args.hd_lambda, args.eta)
     for epoch in range(args.hd_epochs):
         t0, tot_d, tot_b, seen = time.time(), 0.0, 0.0, 0
@@ -218,7 +237,6 @@ def main():
         log(f"entropic c={args.channels} kd epoch {epoch + 1}/{args.kd_epochs}: kd loss {tot_l / seen:.4f}, "
             f"train rate {tot_b / seen / 8:.1f} B, lambda {rc.lam:.3g}; test top-1 {acc:.2f}% at "
             f"{test_bytes:.1f} B of information ({time.time() - t0:.0f} s)")
-        path = os.path.join(args.train, f"entropic-c{args.channels}.pt")
         torch.save(student.state_dict(), path)  # after every epoch: an interrupted run keeps its latest
     log(f"wrote {path}")
 

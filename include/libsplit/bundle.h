@@ -28,7 +28,7 @@ struct InputSpec {
 
 struct SplitSpec {
   std::string id;    // unique in the bundle, e.g. "bf2"
-  std::string kind;  // "bottlefit" or "natural"
+  std::string kind;  // "bottlefit", "natural" or "variational" (a learned entropy-coded latent)
   std::string head;  // file names, relative to the bundle directory
   std::string tail;
   std::vector<int64_t> bottleneck_shape;

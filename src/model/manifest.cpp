@@ -190,9 +190,9 @@ Result<Manifest> parse_manifest(const std::string& text, const std::string& orig
       return f.err("id", "an id not used by another split", &v);
     }
     LIBSPLIT_RETURN_IF_ERROR(f.str("kind", &s.kind));
-    if (s.kind != "bottlefit" && s.kind != "natural") {
+    if (s.kind != "bottlefit" && s.kind != "natural" && s.kind != "variational") {
       json v = s.kind;
-      return f.err("kind", "\"bottlefit\" or \"natural\"", &v);
+      return f.err("kind", "\"bottlefit\", \"natural\" or \"variational\"", &v);
     }
     LIBSPLIT_RETURN_IF_ERROR(f.str("head", &s.head));
     LIBSPLIT_RETURN_IF_ERROR(check_file_name(f, "head", s.head));
