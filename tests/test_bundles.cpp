@@ -156,6 +156,47 @@ TEST(Preprocess, NormalisesLikeTheManifestSays) {
   EXPECT_FLOAT_EQ(t->data[1], 2.0f);
 }
 
+// PGM and PPM are read by libsplit itself, with or without OpenCV.
+TEST(Preprocess, ReadsBinaryPgmAndPpmAndRejectsBrokenOnes) {
+  libsplit::InputSpec gray;
+  gray.shape = {1, 1, 2, 3};
+  gray.mean = {0.f};
+  gray.std = {1.f};
+  auto bytes = [](const std::string& header, std::vector<uint8_t> px) {
+    std::vector<uint8_t> b(header.begin(), header.end());
+    b.insert(b.end(), px.begin(), px.end());
+    return b;
+  };
+  auto pgm = bytes("P5\n# a comment\n3 2\n255\n", {0, 1, 2, 3, 4, 255});
+  auto t = libsplit::decode_image(pgm.data(), pgm.size(), gray);
+  ASSERT_TRUE(t.ok()) << t.status().to_string();
+  EXPECT_EQ(t->data, (std::vector<float>{0, 1, 2, 3, 4, 255}));
+  auto scaled = bytes("P5 3 2 15 ", {0, 1, 2, 3, 4, 15});  // maxval 15 scales to 0..255
+  t = libsplit::decode_image(scaled.data(), scaled.size(), gray);
+  ASSERT_TRUE(t.ok()) << t.status().to_string();
+  EXPECT_EQ(t->data, (std::vector<float>{0, 17, 34, 51, 68, 255}));
+
+  libsplit::InputSpec bgr = gray;
+  bgr.shape = {1, 3, 1, 2};
+  bgr.mean = {0.f, 0.f, 0.f};
+  bgr.std = {1.f, 1.f, 1.f};
+  bgr.channel_order = "bgr";
+  auto ppm = bytes("P6\n2 1\n255\n", {10, 20, 30, 40, 50, 60});
+  t = libsplit::decode_image(ppm.data(), ppm.size(), bgr);
+  ASSERT_TRUE(t.ok()) << t.status().to_string();
+  EXPECT_EQ(t->data, (std::vector<float>{30, 60, 20, 50, 10, 40}));  // CHW, blue plane first
+
+  for (const auto& bad : {bytes("P5\n3 2\n255\n", {0, 1, 2}),   // short pixel data
+                          bytes("P5\n3 2\n65535\n", {0, 1}),    // 16-bit samples
+                          bytes("P5\n3", {}),                     // cut header
+                          bytes("P5\nx 2\n255\n", {0}),         // not a number
+                          bytes("P5\n0 2\n255\n", {0}),         // zero width
+                          bytes("P5\n28 28\n255\n", std::vector<uint8_t>(784))}) {  // wrong size
+    auto r = libsplit::decode_image(bad.data(), bad.size(), gray);
+    EXPECT_EQ(r.status().code(), libsplit::StatusCode::kInvalidArgument) << std::string(bad.begin(), bad.begin() + 6);
+  }
+}
+
 TEST(Idx, ReadsFashionMnistAndRejectsGarbage) {
   auto idx = libsplit::IdxFile::open(std::string(LIBSPLIT_FMNIST_DIR) + "/t10k-images-idx3-ubyte.gz");
   ASSERT_TRUE(idx.ok()) << idx.status().to_string();

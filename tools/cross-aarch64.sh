@@ -44,9 +44,13 @@ roots=(libtorch-dev:arm64 libtorch1.13:arm64 libspdlog-dev:arm64 libfmt-dev:arm6
        libgmock-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 libc6-dev:arm64)
 arch_all=(nlohmann-json3-dev libasio-dev libcli11-dev)
 mkdir -p "$work/debs"
-apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-  --no-replaces --no-enhances "${roots[@]}" 2>/dev/null | grep -v '^ ' | grep ':arm64$' | sort -u > "$work/packages.txt"
-printf '%s\n' "${arch_all[@]}" >> "$work/packages.txt"
+{
+  apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+    --no-replaces --no-enhances "${roots[@]}" 2>/dev/null | grep -v '^ ' | grep ':arm64$' | sort -u
+  printf '%s\n' "${arch_all[@]}"
+} > "$work/packages.new"
+# Only a changed package set touches the list (and so re-makes the sysroot below).
+if cmp -s "$work/packages.new" "$work/packages.txt"; then rm "$work/packages.new"; else mv "$work/packages.new" "$work/packages.txt"; fi
 echo "cross-aarch64: $(wc -l < "$work/packages.txt") packages in the sysroot"
 todo=()
 while read -r p; do

@@ -26,7 +26,9 @@ Result<Tensor> pixels_to_tensor(const uint8_t* pixels, int height, int width, in
 Status normalize_input(const InputSpec& spec, Tensor* pixels);
 
 // Decodes PNG/JPEG/BMP bytes (OpenCV), converting to the spec's channel count and order.
-// Fails with kUnimplemented-like kFailedPrecondition when built without OpenCV.
+// Binary PGM (P5) and PPM (P6) with 8-bit samples are read by libsplit itself, also in builds
+// without OpenCV (PGM gives 1 channel, PPM 3, which must match the spec; no conversion).
+// Other formats fail with kFailedPrecondition when built without OpenCV.
 Result<Tensor> decode_image(const uint8_t* bytes, size_t size, const InputSpec& spec);
 Result<Tensor> load_image_file(const std::string& path, const InputSpec& spec);
 
