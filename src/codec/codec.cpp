@@ -250,6 +250,7 @@ Status decode_codes(const EncodedTensor& e, int64_t n, const EntropyTables* tabl
     return detail::failed_precondition("codec ", codec_name(e.codec), ": coded with tables version ",
                                        e.table_version, ", these are version ", tt.version,
                                        " (device and edge have different bundles)");
+  tt.ensure_decoders();
   Status st = codec::rans::Coder::decode(e.payload.data(), e.payload.size(), size_t(n), tt.pointers,
                                          size_t(n) / tt.pointers.size(), codes->data());
   if (!st.ok()) return detail::data_loss("codec ", codec_name(e.codec), ": ", st.message());

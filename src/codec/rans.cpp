@@ -31,7 +31,7 @@ uint32_t get_u32(const uint8_t* p) {
 
 }  // namespace
 
-Result<Table> Table::create(int offset, const std::vector<uint32_t>& freqs) {
+Result<Table> Table::create(int offset, const std::vector<uint32_t>& freqs, bool with_decoder) {
   if (freqs.size() < 1 || freqs.size() > 257)
     return detail::invalid_argument("rANS table needs 1 to 257 frequencies (symbols + escape), got ", freqs.size());
   const size_t n = freqs.size() - 1;
@@ -49,12 +49,10 @@ Result<Table> Table::create(int offset, const std::vector<uint32_t>& freqs) {
   t.freqs_ = freqs;
   t.starts_.resize(freqs.size());
   t.enc_.resize(freqs.size());
-  t.slot_to_symbol_.resize(kScale);
   uint32_t start = 0;
   for (size_t s = 0; s < freqs.size(); ++s) {
     const uint32_t f = freqs[s];
     t.starts_[s] = start;
-    std::fill(t.slot_to_symbol_.begin() + start, t.slot_to_symbol_.begin() + start + f, uint16_t(s));
     EncSymbol& e = t.enc_[s];
     e.x_max = ((kLow >> kScaleBits) << 32) * f;
     e.cmpl_freq = kScale - f;
@@ -78,7 +76,15 @@ Result<Table> Table::create(int offset, const std::vector<uint32_t>& freqs) {
     }
     start += f;
   }
+  if (with_decoder) t.build_decoder();
   return t;
+}
+
+void Table::build_decoder() {
+  if (has_decoder()) return;
+  slot_to_symbol_.resize(kScale);
+  for (size_t s = 0; s < freqs_.size(); ++s)
+    std::fill(slot_to_symbol_.begin() + starts_[s], slot_to_symbol_.begin() + starts_[s] + freqs_[s], uint16_t(s));
 }
 
 std::vector<uint32_t> Table::normalize(const std::vector<uint64_t>& counts) {
@@ -160,6 +166,8 @@ void Coder::encode(const uint8_t* values, size_t n, const std::vector<const Tabl
 Status Coder::decode(const uint8_t* data, size_t size, size_t n, const std::vector<const Table*>& tables,
                      size_t plane, uint8_t* values) {
   if (tables.empty()) return detail::invalid_argument("rANS decode needs at least one table");
+  for (const Table* t : tables)
+    if (!t->has_decoder()) return detail::failed_precondition("rANS decode: a table was created without its decoder");
   if (size < 8) return detail::data_loss("rANS stream of ", size, " bytes is shorter than its 8-byte state");
   if ((size - 8) % 4 != 0) return detail::data_loss("rANS stream of ", size, " bytes is not 8 + a multiple of 4");
   uint64_t x = 0;

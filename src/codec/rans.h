@@ -28,7 +28,11 @@ class Table {
  public:
   // freqs: one per symbol of [offset, offset + n), then the escape's; each at least 1, summing
   // to kScale; 0 <= offset and offset + n <= 256.
-  static Result<Table> create(int offset, const std::vector<uint32_t>& freqs);
+  // with_decoder = false leaves out the decoder's slot lookup (128 KiB): an encoder-only table
+  // (a device) then costs a few KiB; build_decoder() adds it later (not thread-safe by itself).
+  static Result<Table> create(int offset, const std::vector<uint32_t>& freqs, bool with_decoder = true);
+  void build_decoder();
+  bool has_decoder() const { return slot_to_symbol_.size() == kScale; }
   // Frequencies for create() from observed counts (n symbols + escapes, same order): each at
   // least 1, summing to kScale, as close to the counts' proportions as that allows.
   static std::vector<uint32_t> normalize(const std::vector<uint64_t>& counts);
@@ -49,7 +53,7 @@ class Table {
   int offset_ = 0;
   std::vector<uint32_t> freqs_, starts_;
   std::vector<EncSymbol> enc_;
-  std::vector<uint16_t> slot_to_symbol_;  // kScale entries
+  std::vector<uint16_t> slot_to_symbol_;  // kScale entries once the decoder is built
 };
 
 // Codes values[i] with tables[(i / plane) % tables.size()]: one table per channel of an NCHW

@@ -57,7 +57,7 @@ Result<std::shared_ptr<const EntropyTables>> EntropyTables::parse(const uint8_t*
     std::vector<uint32_t> freqs(m);
     for (uint32_t k = 0; k < m; ++k) freqs[k] = u16(at + 2 * k);
     at += 2 * size_t(m);
-    auto t = codec::rans::Table::create(offset, freqs);
+    auto t = codec::rans::Table::create(offset, freqs, /*with_decoder=*/false);
     if (!t.ok()) return bad("table ", i, ": ", t.status().message());
     impl->tables.push_back(std::move(*t));
   }

@@ -1,6 +1,7 @@
 // What an EntropyTables holds: the rANS tables of a split and their version.
 #pragma once
 
+#include <mutex>
 #include <vector>
 
 #include "codec/rans.h"
@@ -10,8 +11,17 @@ namespace libsplit {
 
 struct EntropyTables::Impl {
   uint32_t version = 0;
-  std::vector<codec::rans::Table> tables;
+  // The decoders' slot lookups (128 KiB a table) are built on the first decode only, so a device
+  // that only encodes never holds them.
+  mutable std::vector<codec::rans::Table> tables;
+  mutable std::once_flag decoders_built;
   std::vector<const codec::rans::Table*> pointers;  // what rans::Coder takes
+
+  void ensure_decoders() const {
+    std::call_once(decoders_built, [this] {
+      for (auto& t : tables) t.build_decoder();
+    });
+  }
 };
 
 }  // namespace libsplit
