@@ -18,12 +18,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from libsplit_tools import data, quant, tables  # noqa: E402
+from libsplit_tools import bundle, data, quant, tables  # noqa: E402
 
 CODER_OVERHEAD = 12
 
@@ -80,12 +79,7 @@ def main():
                             "heldout_bytes": round(est, 1), "tables_version": version}
         split["codec"] = "q8rans" if est + CODER_OVERHEAD < n else "q8"
         print(f"{split['id']:>10}: wrote {fname} ({len(blob)} B, version {version:08x}); codec {split['codec']}")
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=args.bundle)
-    with os.fdopen(fd, "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    bundle.write_manifest(args.bundle, manifest)
     print(f"updated {path}")
 
 

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import torch
 
@@ -82,12 +81,7 @@ def main():
     with open(os.path.join(args.bundle, entry["tables"]), "wb") as f:
         f.write(blob)
     manifest["splits"] = [s for s in manifest["splits"] if s["id"] != split_id] + [entry]
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=args.bundle)
-    with os.fdopen(fd, "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, mpath)
+    bundle.write_manifest(args.bundle, manifest)
     print(f"{split_id} (variational): latent {shape}, top-1 float {acc_f:.2f}%, rounded {acc_q:.2f}%, "
           f"{info:.1f} B of information per image (prior's estimate; the coder adds its final state), "
           f"TorchScript == PyTorch on {n}/{n}; tables {len(blob)} B, version {version:08x}")

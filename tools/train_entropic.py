@@ -34,11 +34,11 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from libsplit_tools import data, entropy, models  # noqa: E402
+from train_fmnist import batches, kd_loss  # noqa: E402  (the BottleFit recipe's own)
 
 CL = torch.channels_last
 
@@ -93,12 +93,6 @@ def evaluate(student, images, labels, batch_size=1000):
     return 100.0 * correct / n, total_bits / n / 8.0
 
 
-def batches(n, batch_size, generator):
-    perm = torch.randperm(n, generator=generator)
-    for i in range(0, n, batch_size):
-        yield perm[i:i + batch_size]
-
-
 class RateControl:
     def __init__(self, target_bytes, lam, eta):
         self.target_bits = 8.0 * target_bytes
@@ -107,13 +101,6 @@ class RateControl:
     def step(self, bits_per_image):
         err = (bits_per_image - self.target_bits) / self.target_bits
         self.lam *= math.exp(self.eta * max(-1.0, min(1.0, err)))
-
-
-def kd_loss(student_logits, teacher_logits, labels, temperature, alpha):
-    soft = F.kl_div(F.log_softmax(student_logits / temperature, dim=1),
-                    F.softmax(teacher_logits / temperature, dim=1),
-                    reduction="batchmean") * temperature * temperature
-    return alpha * F.cross_entropy(student_logits, labels) + (1.0 - alpha) * soft
 
 
 def main():

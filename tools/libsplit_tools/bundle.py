@@ -46,6 +46,16 @@ def write_bundle(out_dir, manifest, modules):
         raise
 
 
+def write_manifest(bundle_dir, manifest):
+    """Replaces <bundle_dir>/manifest.json atomically (a temporary file renamed into place)."""
+    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=bundle_dir)
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, os.path.join(bundle_dir, "manifest.json"))
+
+
 def manifest_base(name, version, labels, input_shape, mean, std, channel_order, weights, output_shape):
     return {
         "format_version": FORMAT_VERSION,

@@ -34,17 +34,23 @@ def dequantize_tensor(q, scale, zero_point):
     return scale * (q.float() - zero_point)
 
 
-def quantize_per_sample(z, num_bits=8):
-    """Quantize then dequantize each sample of a batch on its own (as the device sends them)."""
+def _per_sample_params(flat, num_bits):
+    """Scale and zero point of each row of flat [N, elements] (the formula above, per sample)."""
     qmin, qmax = 0.0, 2.0 ** num_bits - 1.0
-    flat = z.reshape(z.shape[0], -1)
     min_val = flat.min(dim=1, keepdim=True).values
     max_val = flat.max(dim=1, keepdim=True).values
     scale = (max_val - min_val) / (qmax - qmin)
     const = min_val.abs() / (qmax - qmin)
     scale = torch.where(scale == 0, torch.where(const > 0, const, torch.ones_like(scale)), scale)
     zero_point = (qmin - min_val / scale).clamp(qmin, qmax).trunc()
-    q = (zero_point + flat / scale).clamp(qmin, qmax).round()
+    return scale, zero_point
+
+
+def quantize_per_sample(z, num_bits=8):
+    """Quantize then dequantize each sample of a batch on its own (as the device sends them)."""
+    flat = z.reshape(z.shape[0], -1)
+    scale, zero_point = _per_sample_params(flat, num_bits)
+    q = (zero_point + flat / scale).clamp(0.0, 2.0 ** num_bits - 1.0).round()
     return (scale * (q - zero_point)).reshape(z.shape)
 
 
@@ -62,12 +68,6 @@ class FakeQuant(torch.autograd.Function):
 
 def codes_per_sample(z, num_bits=8):
     """The 8-bit codes the device sends for each sample of a batch: [N, elements] int64."""
-    qmin, qmax = 0.0, 2.0 ** num_bits - 1.0
     flat = z.reshape(z.shape[0], -1)
-    min_val = flat.min(dim=1, keepdim=True).values
-    max_val = flat.max(dim=1, keepdim=True).values
-    scale = (max_val - min_val) / (qmax - qmin)
-    const = min_val.abs() / (qmax - qmin)
-    scale = torch.where(scale == 0, torch.where(const > 0, const, torch.ones_like(scale)), scale)
-    zero_point = (qmin - min_val / scale).clamp(qmin, qmax).trunc()
-    return (zero_point + flat / scale).clamp(qmin, qmax).round().long()
+    scale, zero_point = _per_sample_params(flat, num_bits)
+    return (zero_point + flat / scale).clamp(0.0, 2.0 ** num_bits - 1.0).round().long()
