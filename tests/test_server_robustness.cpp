@@ -80,7 +80,7 @@ class Robustness : public ::testing::Test {
     co.model = "fmnist-resnet";
     auto c = libsplit::Client::connect(co);
     ASSERT_TRUE(c.ok()) << c.status().to_string();
-    const auto& split = (*c)->splits().at(0);
+    const auto split = (*c)->splits().at(0);
     libsplit::Tensor z{split.bottleneck_shape,
                        std::vector<float>(size_t(libsplit::Tensor::element_count(split.bottleneck_shape)), 0.25f)};
     z.data[0] = -1;

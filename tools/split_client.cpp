@@ -148,7 +148,23 @@ int main(int argc, char** argv) {
   CLI::App app{"split-client: split inference on the device with the tail on split-server"};
   app.add_option("--server", server, "split-server address HOST:PORT")->capture_default_str();
   app.add_option("--bundle", bundle_dir, "Bundle directory (manifest.json + TorchScript files)")->required();
-  app.add_option("--split", split, "Split id from the manifest, 'local' (whole model here) or 'offload' (input to the server); default: the manifest's default_split");
+  app.add_option("--split", split,
+                 "Split id from the manifest, 'local' (whole model here), 'offload' (raw input to the server), "
+                 "'offload-png' (the input as a lossless PNG) or 'dynamic' (chosen per request from the measured "
+                 "link and server); default: the manifest's default_split");
+  std::string policy = "latency", power, only;
+  double latency_bound_ms = 0, hysteresis = 0.10;
+  uint32_t probe_idle_ms = 300;
+  app.add_option("--policy", policy, "dynamic: latency (lowest latency), energy (lowest device energy) or bytes "
+                                     "(fewest uplink bytes within --latency-bound-ms)")->capture_default_str();
+  app.add_option("--latency-bound-ms", latency_bound_ms, "dynamic, policy bytes: the latency bound");
+  app.add_option("--power-profile", power, "dynamic, policy energy: device watts as compute=W,transmit=W,idle=W "
+                                           "(default compute=5,transmit=2,idle=1)");
+  app.add_option("--hysteresis", hysteresis, "dynamic: switch only to a candidate this fraction cheaper")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.99));
+  app.add_option("--probe-idle-ms", probe_idle_ms, "dynamic: probe the link after this long without a remote answer")
+      ->capture_default_str();
+  app.add_option("--only", only, "dynamic: comma-separated candidates to consider (local, offload, offload-png, split ids)");
   app.add_option("--codec", codec,
                  "Bottleneck codec instead of the split's manifest codec: f32, f16, q8, q4, q2, q8c, q4c, q2c, "
                  "q8rans, q8zstd or s8rans (q8rans/s8rans need the split's entropy tables in the bundle)");
@@ -168,6 +184,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quiet", quiet, "Print only the summary, not one line per input");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // one line per request, visible as it happens (pipes too)
   std::string token;
   if (!token_file.empty()) {
     std::ifstream f(token_file);
@@ -185,13 +202,38 @@ int main(int argc, char** argv) {
     split = !manifest->default_split.empty() ? manifest->default_split
             : manifest->splits.empty()       ? "local"
                                              : manifest->splits[0].id;
-  auto strategy = libsplit::Strategy::parse(split, *manifest);
+  const bool dynamic = split == "dynamic";
+  libsplit::DynamicOptions dopt;
+  if (dynamic) {
+    auto p = libsplit::parse_policy(policy);
+    if (!p.ok()) return fail("--policy: " + p.status().message());
+    dopt.policy = *p;
+    if (!power.empty()) {
+      auto pp = libsplit::PowerProfile::parse(power);
+      if (!pp.ok()) return fail("--power-profile: " + pp.status().message());
+      dopt.power = *pp;
+    }
+    dopt.latency_bound_ms = latency_bound_ms;
+    dopt.hysteresis = hysteresis;
+    dopt.probe_idle_ms = probe_idle_ms;
+    dopt.default_deadline_ms = deadline_ms;
+    for (size_t a = 0; a < only.size();) {
+      size_t b = only.find(',', a);
+      if (b == std::string::npos) b = only.size();
+      if (b > a) dopt.only.push_back(only.substr(a, b - a));
+      a = b + 1;
+    }
+    if (!codec.empty()) return fail("--codec applies to a fixed split, not to dynamic");
+  } else if (!only.empty() || policy != "latency" || !power.empty() || latency_bound_ms > 0) {
+    return fail("--policy, --power-profile, --latency-bound-ms and --only apply to --split dynamic");
+  }
+  auto strategy = dynamic ? Result<libsplit::Strategy>(libsplit::Strategy{}) : libsplit::Strategy::parse(split, *manifest);
   if (!strategy.ok()) return fail(strategy.status().to_string());
   if (!codec.empty()) {
     if (strategy->kind != libsplit::Strategy::Kind::kSplit) return fail("--codec applies to a split, not to " + split);
     auto c = libsplit::parse_codec(codec);
     if (!c.ok()) return fail("--codec: " + c.status().message());
-    if (c->kind == libsplit::CodecKind::kImageU8) return fail("--codec: u8image is for offload, not a split");
+    if (libsplit::is_image(*c)) return fail("--codec: " + codec + " is for offload (use --split offload or offload-png), not a split");
     strategy->codec = codec;
   }
 
@@ -199,30 +241,47 @@ int main(int argc, char** argv) {
   bo.device = device;
   bo.load_tails = false;
   bo.intra_op_threads = threads;
-  bo.load_full = strategy->kind == libsplit::Strategy::Kind::kLocal;
-  bo.load_heads = strategy->kind == libsplit::Strategy::Kind::kSplit;
+  bo.load_full = dynamic || strategy->kind == libsplit::Strategy::Kind::kLocal;
+  bo.load_heads = dynamic || strategy->kind == libsplit::Strategy::Kind::kSplit;
   auto bundle = libsplit::Bundle::open(bundle_dir, bo);
   if (!bundle.ok()) return fail(bundle.status().to_string());
   const auto& m = (*bundle)->manifest();
 
   std::unique_ptr<libsplit::Client> client;
-  if (strategy->kind != libsplit::Strategy::Kind::kLocal) {
+  if (dynamic || strategy->kind != libsplit::Strategy::Kind::kLocal) {
     libsplit::ClientOptions co;
     co.server = server;
     co.model = m.name;
     co.version = m.version;
     co.default_deadline_ms = deadline_ms;
-    co.io_thread = io_thread;
+    co.io_thread = io_thread || dynamic;  // dynamic probes the link in the background
+    co.start_offline = dynamic;          // and runs locally until the server is there
     co.auth_token = token;
     auto c = libsplit::Client::connect(co);
     if (!c.ok()) return fail(c.status().to_string());
     client = std::move(*c);
   }
-  auto session = libsplit::SplitSession::create(bundle->get(), client.get());
-  if (!session.ok()) return fail(session.status().to_string());
-
   auto source = InputSource::open(input, m.input);
   if (!source.ok()) return fail(source.status().to_string());
+  auto session = libsplit::SplitSession::create(bundle->get(), dynamic ? nullptr : client.get());
+  if (!session.ok()) return fail(session.status().to_string());
+  std::unique_ptr<libsplit::DynamicSession> dyn;
+  if (dynamic) {
+    auto sample = (*source)->get(0);
+    if (!sample.ok()) return fail((*source)->name(0) + ": " + sample.status().to_string());
+    auto d = libsplit::DynamicSession::create(bundle->get(), client.get(), dopt, &*sample);
+    if (!d.ok()) return fail(d.status().to_string());
+    dyn = std::move(*d);
+    if (!quiet) {
+      const auto l = dyn->link();
+      std::printf("# dynamic, policy %s: link %.2f Mbit/s, round trip %.2f ms (%llu samples)\n", policy.c_str(),
+                  l.rate_bps / 1e6, l.rtt_us / 1000, (unsigned long long)l.samples);
+      for (const auto& e : dyn->estimates())
+        std::printf("#   %-12s %s device %.3f ms, %.0f B, tail %.3f ms -> %.3f ms, %.4f J\n", e.name.c_str(),
+                    e.available ? "  " : "na", e.device_us / 1000, e.bytes, e.tail_us / 1000, e.latency_us / 1000,
+                    e.energy_j);
+    }
+  }
   std::optional<libsplit::IdxFile> labels;
   if (!labels_path.empty()) {
     auto l = libsplit::IdxFile::open(labels_path);
@@ -247,7 +306,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "split-client: %s: %s\n", (*source)->name(i).c_str(), pixels.status().to_string().c_str());
       continue;
     }
-    auto r = (*session)->run(*pixels, *strategy, top_k);
+    auto r = dyn ? dyn->run(*pixels, top_k) : (*session)->run(*pixels, *strategy, top_k);
     if (!r.ok()) {
       ++failures;
       ++errors[libsplit::status_code_name(r.status().code())];
@@ -272,11 +331,13 @@ int main(int argc, char** argv) {
       std::printf("%s\t%s\t%.3f", (*source)->name(i).c_str(), pred < m.labels.size() ? m.labels[pred].c_str() : "?",
                   r->top.empty() ? 0.0 : r->top[0].score);
       if (labels) std::printf("\tlabel=%s", label < int(m.labels.size()) ? m.labels[size_t(label)].c_str() : "?");
-      std::printf("\t%s\t%.3f ms\n", r->strategy.c_str(), r->total_us / 1000);
+      std::printf("\t%s\t%.3f ms", r->strategy.c_str(), r->total_us / 1000);
+      if (!r->fallback.empty()) std::printf("\tfallback=%s", r->fallback.c_str());
+      std::printf("\n");
     }
   }
 
-  const std::string codec_used = strategy->kind != libsplit::Strategy::Kind::kSplit ? ""
+  const std::string codec_used = dynamic || strategy->kind != libsplit::Strategy::Kind::kSplit ? ""
                                  : codec.empty() ? libsplit::codec_name(m.splits[strategy->split].codec)
                                                  : codec;
   const auto ph = percentiles(head), pe = percentiles(encode), pn = percentiles(network), pt = percentiles(tail),
@@ -298,6 +359,19 @@ int main(int argc, char** argv) {
   row("network", pn);
   row("tail", pt);
   row("total", pa);
+  std::map<std::string, uint64_t> counts, fallbacks;
+  if (dyn) {
+    counts = dyn->counts();
+    fallbacks = dyn->fallbacks();
+    std::printf("strategies:");
+    for (const auto& [k, v] : counts) std::printf(" %s=%llu", k.c_str(), (unsigned long long)v);
+    std::printf("\n");
+    if (!fallbacks.empty()) {
+      std::printf("local fallbacks:");
+      for (const auto& [k, v] : fallbacks) std::printf(" %s=%llu", k.c_str(), (unsigned long long)v);
+      std::printf("\n");
+    }
+  }
 
   if (!json_path.empty()) {
     std::ofstream f(json_path);
@@ -310,6 +384,15 @@ int main(int argc, char** argv) {
     f << "{\n  \"bundle\": \"" << m.name << "\",\n  \"version\": \"" << m.version << "\",\n  \"strategy\": \"" << split
       << "\",\n  \"codec\": \"" << codec_used << "\",\n  \"requests\": " << ok << ",\n  \"failures\": " << failures << ",\n";
     if (labels) f << "  \"accuracy\": " << accuracy << ",\n  \"correct\": " << correct << ",\n";
+    if (dyn) {
+      auto jmap = [](const std::map<std::string, uint64_t>& mp) {
+        std::string o = "{";
+        for (const auto& [k, v] : mp) o += (o.size() > 1 ? ", \"" : "\"") + k + "\": " + std::to_string(v);
+        return o + "}";
+      };
+      f << "  \"policy\": \"" << policy << "\",\n  \"strategies\": " << jmap(counts) << ",\n  \"fallbacks\": "
+        << jmap(fallbacks) << ",\n";
+    }
     f << "  \"wire_bytes_per_request\": " << wire_per << ",\n  \"payload_bytes_per_request\": " << payload_per
       << ",\n  \"latency_ms\": {\n    \"head\": " << jp(ph) << ",\n    \"encode\": " << jp(pe) << ",\n    \"network\": "
       << jp(pn) << ",\n    \"tail\": " << jp(pt) << ",\n    \"total\": " << jp(pa) << "\n  }\n}\n";

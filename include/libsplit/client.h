@@ -41,6 +41,10 @@ struct ClientOptions {
   uint32_t reconnect_max_ms = 5000;       // backoff doubles up to this
   bool io_thread = true;                  // false: caller-driven (see above)
   std::string auth_token;                 // the server's pre-shared token, if it requires one
+  // false: connect() fails when the server cannot be reached. true: connect() returns a client
+  // that keeps trying in the background (splits() stays empty until the first handshake), for a
+  // device that must start, and run locally, while the edge is away.
+  bool start_offline = false;
 };
 
 // A split as the server agreed to it in the handshake.
@@ -72,7 +76,7 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  const std::vector<RemoteSplit>& splits() const;  // from the first handshake
+  std::vector<RemoteSplit> splits() const;  // from the first handshake (empty before it)
   std::vector<int64_t> input_shape() const;
   // Index for a split id, or -1.
   int find_split(const std::string& id) const;
@@ -85,6 +89,13 @@ class Client {
   // Same, asynchronous: `done` is called exactly once.
   void infer_async(uint16_t split_index, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms,
                    ReplyCallback done);
+
+  // A link probe: a ping frame with `padding_bytes` (at most 1 MiB) after its nonce, answered by a
+  // pong. The Reply has round_trip_us and request_bytes only. Timing a small and a padded ping
+  // gives the round trip and the uplink rate. A server older than protocol 1.2 gets no padding
+  // (request_bytes says what was sent).
+  Result<Reply> ping(uint32_t padding_bytes = 0, uint32_t deadline_ms = 0);
+  void ping_async(uint32_t padding_bytes, uint32_t deadline_ms, ReplyCallback done);
 
  private:
   struct Impl;

@@ -36,6 +36,8 @@ enum class CodecKind : uint8_t {
   kQuantZstd = 6,    // "q8zstd": the q8 codes, zstd-compressed (the generic baseline)
   kSymbolRans = 7,   // "s8rans": round(x) clamped to [-128, 127] as codes x + 128 (unit step, no
                      // scale: learned variational bottlenecks), rANS-coded with the learned tables
+  kImagePng = 8,     // "png": the model input's uint8 pixels as a lossless PNG (offload only;
+                     // shape [1, C, H, W] with C = 1 or 3)
 };
 
 struct CodecSpec {
@@ -47,13 +49,15 @@ struct CodecSpec {
 };
 
 // Names used in manifests and flags: "f32", "f16", "q8", "q4", "q2" (per tensor),
-// "q8c", "q4c", "q2c" (per channel), "u8image", "q8rans", "q8zstd", "s8rans".
+// "q8c", "q4c", "q2c" (per channel), "u8image", "q8rans", "q8zstd", "s8rans", "png".
 Result<CodecSpec> parse_codec(const std::string& name);
 std::string codec_name(const CodecSpec& spec);
 // True for q8rans and s8rans, which need a split's EntropyTables at both ends.
 bool needs_tables(const CodecSpec& spec);
-// True for the kinds whose payload length depends on the data (q8rans, q8zstd, s8rans).
+// True for the kinds whose payload length depends on the data (q8rans, q8zstd, s8rans, png).
 bool is_variable_length(const CodecSpec& spec);
+// True for the kinds that carry the model's input pixels rather than a bottleneck (u8image, png).
+bool is_image(const CodecSpec& spec);
 
 // Per-channel (or per-element) rANS frequency tables of one split, from the bundle's tables file
 // (format in src/codec/tables.cpp). version() is the CRC-32C of the file's contents: it travels in

@@ -3,6 +3,7 @@
 #include "libsplit/bundle.h"
 #include "libsplit/client.h"
 #include "libsplit/codec.h"
+#include "libsplit/dynamic.h"
 #include "libsplit/log.h"
 #include "libsplit/preprocess.h"
 #include "libsplit/server.h"

@@ -24,16 +24,19 @@ struct Strategy {
   enum class Kind { kSplit, kLocal, kOffload };
   Kind kind = Kind::kLocal;
   size_t split = 0;  // manifest split index for kSplit
-  std::string codec;  // kSplit: a codec name (see codec.h) instead of the split's manifest codec
+  // kSplit: a codec name (see codec.h) instead of the split's manifest codec; kOffload: "png"
+  // (lossless PNG) or "" (raw pixels).
+  std::string codec;
 
-  // "local", "offload" or a split id of `manifest`.
+  // "local", "offload" (raw pixels), "offload-png" or a split id of `manifest`.
   static Result<Strategy> parse(const std::string& name, const Manifest& manifest);
   std::string name(const Manifest& manifest) const;
 };
 
 struct Inference {
   std::vector<ClassScore> top;  // best first
-  std::string strategy;         // "local", "offload" or the split id
+  std::string strategy;         // "local", "offload", "offload-png" or the split id
+  std::string fallback;         // dynamic: why the chosen remote candidate fell back to local
   // Stage times in microseconds. head: on-device head (or the full model for local);
   // encode: codec; network: round trip minus the server's queue and tail time;
   // tail: as the server reported it (its queue wait in server_queue_us); total: end to end.

@@ -42,6 +42,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   uint64_t generation = 0;  // bumps on every new socket: stale handlers check it
   uint32_t backoff_ms = 0;
   uint32_t server_max_frame = proto::kDefaultMaxFrame;
+  uint16_t server_minor = 0;
   uint64_t next_id = 1;
   // Caller-driven mode: calls take turns on call_mu and run `io` themselves.
   std::mutex call_mu;
@@ -72,6 +73,9 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   void complete(uint64_t id, Result<Reply> r);
   // Returns the request id (0 when `done` was already called with an error).
   uint64_t send_request(uint16_t split, EncodedTensor tensor, int top_k, uint32_t deadline_ms, ReplyCallback done);
+  uint64_t send_ping(uint32_t padding, uint32_t deadline_ms, ReplyCallback done);
+  // Registers a frame as pending under `id` (its reply completes `done`) and queues it.
+  uint64_t enqueue(uint64_t id, std::vector<uint8_t> frame, uint32_t deadline_ms, ReplyCallback done);
 
   bool driven() const { return !opt.io_thread; }
   // Caller-driven mode, call_mu held: runs the I/O on this thread until *flag is set.
@@ -80,7 +84,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   }
   void reconnect_now();  // caller-driven, call_mu held
   void shut_down();
-  Result<Reply> call(uint16_t split, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms);
+  // Caller-driven: sends through `send` (which returns the pending id) and runs the I/O until done.
+  Result<Reply> call(uint32_t deadline_ms, const std::function<uint64_t(ReplyCallback)>& send);
 };
 
 void Client::Impl::handshake(std::function<void(Status)> done) {
@@ -147,6 +152,7 @@ void Client::Impl::handshake(std::function<void(Status)> done) {
                                    cat("server speaks protocol ", r.major, ".", r.minor, ", this client ",
                                        proto::kVersionMajor, ".", proto::kVersionMinor)));
             server_max_frame = r.max_frame;
+            server_minor = r.minor;
             {
               std::lock_guard<std::mutex> lock(mu);
               if (splits.empty()) {
@@ -260,8 +266,19 @@ void Client::Impl::on_frame() {
       complete(e.id, Status(e.code, e.message));
       return;
     }
-    case proto::FrameType::kPong:
+    case proto::FrameType::kPong: {
+      uint64_t nonce = 0;
+      st = proto::decode_u64(frame.body, frame.size(), &nonce);
+      if (!st.ok()) return drop(Status(StatusCode::kUnavailable, "bad pong from server: " + st.message()));
+      auto it = pending.find(nonce);
+      if (it == pending.end()) return;
+      Reply reply;
+      reply.round_trip_us = uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - it->second.sent).count());
+      reply.request_bytes = it->second.request_bytes;
+      reply.response_bytes = proto::kHeaderSize + frame.size();
+      complete(nonce, std::move(reply));
       return;
+    }
     case proto::FrameType::kDrain:
       // Requests already sent are still answered; new ones wait for the next connection.
       draining = true;
@@ -319,21 +336,38 @@ uint64_t Client::Impl::send_request(uint16_t split, EncodedTensor tensor, int to
   std::vector<uint8_t> frame;
   frame.reserve(frame_bytes);
   proto::append_frame(proto::FrameType::kRequest, proto::encode_request(req), &frame);
+  return enqueue(req.id, std::move(frame), ms, std::move(done));
+}
+
+uint64_t Client::Impl::send_ping(uint32_t padding, uint32_t deadline_ms, ReplyCallback done) {
+  if (shutting_down) return done(detail::unavailable("client is shutting down")), uint64_t(0);
+  if (!is_connected) return done(detail::unavailable("not connected to ", opt.server, " (reconnecting)")), uint64_t(0);
+  if (draining) return done(detail::unavailable("server ", opt.server, " is draining")), uint64_t(0);
+  if (padding > (1u << 20)) return done(detail::invalid_argument("ping padding above 1 MiB: ", padding)), uint64_t(0);
+  if (server_minor < 2) padding = 0;  // an older server reads exactly a nonce
+  padding = std::min<uint32_t>(padding, server_max_frame > 8 ? server_max_frame - 8 : 0);
+  const uint64_t id = next_id++;
+  std::vector<uint8_t> frame;
+  proto::append_frame(proto::FrameType::kPing, proto::encode_ping(id, padding), &frame);
+  return enqueue(id, std::move(frame), deadline_ms ? deadline_ms : opt.default_deadline_ms, std::move(done));
+}
+
+uint64_t Client::Impl::enqueue(uint64_t id, std::vector<uint8_t> frame, uint32_t ms, ReplyCallback done) {
   Pending p;
   p.done = std::move(done);
   p.request_bytes = frame.size();
   p.sent = Clock::now();
   if (!driven()) {
     p.timer = std::make_unique<asio::steady_timer>(io, std::chrono::milliseconds(ms));
-    p.timer->async_wait([this, self = shared_from_this(), id = req.id, ms](std::error_code ec) {
+    p.timer->async_wait([this, self = shared_from_this(), id, ms](std::error_code ec) {
       if (ec) return;
       complete(id, detail::deadline_exceeded("no reply within ", ms, " ms"));
     });
   }
-  pending.emplace(req.id, std::move(p));
+  pending.emplace(id, std::move(p));
   write_queue.push_back(std::move(frame));
   write_next();
-  return req.id;
+  return id;
 }
 
 void Client::Impl::reconnect_now() {
@@ -352,14 +386,14 @@ void Client::Impl::reconnect_now() {
   run_until(&done);
 }
 
-Result<Reply> Client::Impl::call(uint16_t split, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms) {
+Result<Reply> Client::Impl::call(uint32_t deadline_ms, const std::function<uint64_t(ReplyCallback)>& send) {
   std::lock_guard<std::mutex> lock(call_mu);
   reconnect_now();
   bool done = false;
   Result<Reply> result = Status();
   const uint32_t ms = deadline_ms ? deadline_ms : opt.default_deadline_ms;
   const auto deadline = Clock::now() + std::chrono::milliseconds(ms);
-  const uint64_t id = send_request(split, tensor, top_k, deadline_ms, [&](Result<Reply> r) {
+  const uint64_t id = send([&](Result<Reply> r) {
     result = std::move(r);
     done = true;
   });
@@ -437,16 +471,30 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& o) {
     st = result.get_future().get();
   }
   auto client = std::unique_ptr<Client>(new Client(impl));
-  if (!st.ok()) return st;  // the destructor stops the thread
+  if (!st.ok()) {
+    const bool retry = o.start_offline && st.code() == StatusCode::kUnavailable;
+    if (!retry) return st;  // the destructor stops the thread
+    detail::logger()->warn("{}; starting offline, retrying in the background", st.message());
+    if (impl->driven()) {
+      std::lock_guard<std::mutex> lock(impl->call_mu);
+      impl->schedule_reconnect();
+    } else {
+      asio::post(impl->io, [impl] { impl->schedule_reconnect(); });
+    }
+  }
   return client;
 }
 
-const std::vector<RemoteSplit>& Client::splits() const { return impl_->splits; }
+std::vector<RemoteSplit> Client::splits() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->splits;
+}
 std::vector<int64_t> Client::input_shape() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->input_shape;
 }
 int Client::find_split(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
   for (const auto& s : impl_->splits)
     if (s.id == id) return s.index;
   return -1;
@@ -454,19 +502,44 @@ int Client::find_split(const std::string& id) const {
 bool Client::connected() const { return impl_->is_connected; }
 
 void Client::infer_async(uint16_t split, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms, ReplyCallback done) {
-  if (impl_->driven()) return done(impl_->call(split, tensor, top_k, deadline_ms));
+  if (impl_->driven())
+    return done(impl_->call(deadline_ms, [&](ReplyCallback cb) {
+      return impl_->send_request(split, tensor, top_k, deadline_ms, std::move(cb));
+    }));
   asio::post(impl_->io, [impl = impl_, split, tensor, top_k, deadline_ms, done = std::move(done)]() mutable {
     impl->send_request(split, std::move(tensor), top_k, deadline_ms, std::move(done));
   });
 }
 
 Result<Reply> Client::infer(uint16_t split, const EncodedTensor& tensor, int top_k, uint32_t deadline_ms) {
-  if (impl_->driven()) return impl_->call(split, tensor, top_k, deadline_ms);
+  if (impl_->driven())
+    return impl_->call(deadline_ms, [&](ReplyCallback cb) {
+      return impl_->send_request(split, tensor, top_k, deadline_ms, std::move(cb));
+    });
   if (impl_->thread.get_id() == std::this_thread::get_id())
     return detail::failed_precondition("blocking infer() called from the client's own callback thread");
   auto promise = std::make_shared<std::promise<Result<Reply>>>();
   auto future = promise->get_future();
   infer_async(split, tensor, top_k, deadline_ms, [promise](Result<Reply> r) { promise->set_value(std::move(r)); });
+  return future.get();
+}
+
+void Client::ping_async(uint32_t padding, uint32_t deadline_ms, ReplyCallback done) {
+  if (impl_->driven())
+    return done(impl_->call(deadline_ms, [&](ReplyCallback cb) { return impl_->send_ping(padding, deadline_ms, std::move(cb)); }));
+  asio::post(impl_->io, [impl = impl_, padding, deadline_ms, done = std::move(done)]() mutable {
+    impl->send_ping(padding, deadline_ms, std::move(done));
+  });
+}
+
+Result<Reply> Client::ping(uint32_t padding, uint32_t deadline_ms) {
+  if (impl_->driven())
+    return impl_->call(deadline_ms, [&](ReplyCallback cb) { return impl_->send_ping(padding, deadline_ms, std::move(cb)); });
+  if (impl_->thread.get_id() == std::this_thread::get_id())
+    return detail::failed_precondition("blocking ping() called from the client's own callback thread");
+  auto promise = std::make_shared<std::promise<Result<Reply>>>();
+  auto future = promise->get_future();
+  ping_async(padding, deadline_ms, [promise](Result<Reply> r) { promise->set_value(std::move(r)); });
   return future.get();
 }
 

@@ -31,15 +31,16 @@ Result<Inference> finish_remote(Result<Reply> r, Clock::time_point t0, Inference
 Result<Strategy> Strategy::parse(const std::string& name, const Manifest& m) {
   Strategy s;
   if (name == "local") return s;
-  if (name == "offload") {
+  if (name == "offload" || name == "offload-png") {
     s.kind = Kind::kOffload;
+    if (name == "offload-png") s.codec = "png";
     return s;
   }
   const int i = m.find_split(name);
   if (i < 0) {
     std::string ids;
     for (const auto& sp : m.splits) ids += ", " + sp.id;
-    return detail::not_found("unknown split \"", name, "\" in bundle ", m.name, "; choose one of local, offload", ids);
+    return detail::not_found("unknown split \"", name, "\" in bundle ", m.name, "; choose one of local, offload, offload-png", ids);
   }
   s.kind = Kind::kSplit;
   s.split = size_t(i);
@@ -49,7 +50,7 @@ Result<Strategy> Strategy::parse(const std::string& name, const Manifest& m) {
 std::string Strategy::name(const Manifest& m) const {
   switch (kind) {
     case Kind::kLocal: return "local";
-    case Kind::kOffload: return "offload";
+    case Kind::kOffload: return codec == "png" ? "offload-png" : "offload";
     case Kind::kSplit: return split < m.splits.size() ? m.splits[split].id : "?";
   }
   return "?";
@@ -69,7 +70,7 @@ Result<std::unique_ptr<SplitSession>> SplitSession::create(const Bundle* bundle,
     for (size_t i = 0; i < m.splits.size(); ++i) {
       const int r = client->find_split(m.splits[i].id);
       if (r < 0) continue;
-      const auto& rs = client->splits()[size_t(r)];
+      const auto rs = client->splits()[size_t(r)];
       if (rs.bottleneck_shape != m.splits[i].bottleneck_shape)
         return invalid_argument("split ", m.splits[i].id, ": the server's bottleneck is ",
                                 shape_to_string(rs.bottleneck_shape), ", the local bundle's ",
@@ -89,7 +90,10 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
     if (!client_) return detail::failed_precondition("offload needs a connection to a server");
     auto t = Clock::now();
     EncodedTensor enc;
-    LIBSPLIT_RETURN_IF_ERROR(encode(pixels, CodecSpec{CodecKind::kImageU8, 8}, &enc));
+    const CodecSpec spec{st.codec == "png" ? CodecKind::kImagePng : CodecKind::kImageU8, 8};
+    if (!st.codec.empty() && st.codec != "png" && st.codec != "u8image")
+      return invalid_argument("offload sends raw pixels or png, not ", st.codec);
+    LIBSPLIT_RETURN_IF_ERROR(encode(pixels, spec, &enc));
     inf.encode_us = us_since(t);
     inf.payload_bytes = enc.payload.size();
     return finish_remote(client_->infer(Client::kFullModel, enc, k, deadline_ms), t0, &inf);

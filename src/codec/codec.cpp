@@ -7,6 +7,7 @@
 #include <zstd.h>
 
 #include "codec/half.h"
+#include "codec/png.h"
 #include "codec/quantize.h"
 #include "codec/rans.h"
 #include "codec/tables.h"
@@ -27,7 +28,8 @@ Status check_spec(const CodecSpec& s) {
       if (s.bits != 16) return invalid_argument("codec f16 has 16 bits, got ", s.bits);
       return {};
     case CodecKind::kImageU8:
-      if (s.bits != 8) return invalid_argument("codec u8image has 8 bits, got ", s.bits);
+    case CodecKind::kImagePng:
+      if (s.bits != 8) return invalid_argument("codec ", codec_name(s), " has 8 bits, got ", s.bits);
       return {};
     case CodecKind::kQuantPerTensor:
     case CodecKind::kQuantPerChannel:
@@ -60,6 +62,23 @@ uint8_t symbol_code(float v) {
   return uint8_t(int(r) + 128);
 }
 
+uint8_t pixel_byte(float v) {
+  const float r = std::nearbyint(v);
+  return r >= 255.f ? 255 : r > 0.f ? uint8_t(r) : 0;
+}
+
+// [1, C, H, W] with C = 1 or 3: the image a png payload carries.
+Status image_dims(const std::vector<int64_t>& shape, int* c, int* h, int* w) {
+  if (shape.size() != 4 || shape[0] != 1 || (shape[1] != 1 && shape[1] != 3) || shape[2] < 1 || shape[3] < 1 ||
+      shape[2] > (1 << 14) || shape[3] > (1 << 14))
+    return invalid_argument("codec png carries one image of shape [1, C, H, W] with C 1 or 3, got ",
+                            shape_to_string(shape));
+  *c = int(shape[1]);
+  *h = int(shape[2]);
+  *w = int(shape[3]);
+  return {};
+}
+
 // Element count of a shape, or -1 if a dimension is negative or the product overflows 2^40.
 int64_t checked_count(const std::vector<int64_t>& shape) {
   int64_t n = 1;
@@ -80,26 +99,32 @@ Result<CodecSpec> parse_codec(const std::string& name) {
   if (name == "q8rans") return CodecSpec{CodecKind::kQuantRans, 8};
   if (name == "q8zstd") return CodecSpec{CodecKind::kQuantZstd, 8};
   if (name == "s8rans") return CodecSpec{CodecKind::kSymbolRans, 8};
+  if (name == "png") return CodecSpec{CodecKind::kImagePng, 8};
   for (int bits : {2, 4, 8}) {
     const std::string q = "q" + std::to_string(bits);
     if (name == q) return CodecSpec{CodecKind::kQuantPerTensor, bits};
     if (name == q + "c") return CodecSpec{CodecKind::kQuantPerChannel, bits};
   }
   return invalid_argument("unknown codec \"", name,
-                          "\": expected one of f32, f16, q8, q4, q2, q8c, q4c, q2c, u8image, q8rans, q8zstd, s8rans");
+                          "\": expected one of f32, f16, q8, q4, q2, q8c, q4c, q2c, u8image, png, q8rans, q8zstd, s8rans");
 }
 
 bool needs_tables(const CodecSpec& s) {
   return s.kind == CodecKind::kQuantRans || s.kind == CodecKind::kSymbolRans;
 }
 
-bool is_variable_length(const CodecSpec& s) { return needs_tables(s) || s.kind == CodecKind::kQuantZstd; }
+bool is_variable_length(const CodecSpec& s) {
+  return needs_tables(s) || s.kind == CodecKind::kQuantZstd || s.kind == CodecKind::kImagePng;
+}
+
+bool is_image(const CodecSpec& s) { return s.kind == CodecKind::kImageU8 || s.kind == CodecKind::kImagePng; }
 
 std::string codec_name(const CodecSpec& s) {
   switch (s.kind) {
     case CodecKind::kQuantRans: return "q8rans";
     case CodecKind::kQuantZstd: return "q8zstd";
     case CodecKind::kSymbolRans: return "s8rans";
+    case CodecKind::kImagePng: return "png";
     case CodecKind::kFloat32: return "f32";
     case CodecKind::kFloat16: return "f16";
     case CodecKind::kImageU8: return "u8image";
@@ -115,6 +140,7 @@ size_t payload_size(const CodecSpec& spec, int64_t elements) {
     case CodecKind::kFloat32: return n * 4;
     case CodecKind::kFloat16: return n * 2;
     case CodecKind::kImageU8:
+    case CodecKind::kImagePng:
     case CodecKind::kQuantRans:
     case CodecKind::kQuantZstd:
     case CodecKind::kSymbolRans: return n;
@@ -140,6 +166,13 @@ Status encode(const Tensor& t, const CodecSpec& spec, EncodedTensor* out, const 
   out->zero_points.clear();
   out->table_version = 0;
   const float* x = t.data.data();
+  if (spec.kind == CodecKind::kImagePng) {
+    int c = 0, h = 0, w = 0;
+    LIBSPLIT_RETURN_IF_ERROR(image_dims(t.shape, &c, &h, &w));
+    std::vector<uint8_t> pixels(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) pixels[size_t(i)] = pixel_byte(x[i]);
+    return codec::png::encode(pixels.data(), c, h, w, &out->payload);
+  }
   if (is_variable_length(spec)) {
     if (needs_tables(spec)) LIBSPLIT_RETURN_IF_ERROR(check_tables(spec, tables, n));
     if (n == 0) return invalid_argument("cannot code an empty tensor with ", codec_name(spec));
@@ -183,16 +216,14 @@ Status encode(const Tensor& t, const CodecSpec& spec, EncodedTensor* out, const 
       }
       return {};
     case CodecKind::kImageU8:
-      for (int64_t i = 0; i < n; ++i) {
-        const float v = std::nearbyint(x[i]);
-        out->payload[size_t(i)] = v >= 255.f ? 255 : v > 0.f ? uint8_t(v) : 0;
-      }
+      for (int64_t i = 0; i < n; ++i) out->payload[size_t(i)] = pixel_byte(x[i]);
       return {};
     case CodecKind::kQuantPerTensor:
     case CodecKind::kQuantPerChannel:
     case CodecKind::kQuantRans:
     case CodecKind::kQuantZstd:
     case CodecKind::kSymbolRans:
+    case CodecKind::kImagePng:
       break;
   }
   if (n == 0) return invalid_argument("cannot quantize an empty tensor");
@@ -263,6 +294,16 @@ Status decode(const EncodedTensor& e, Tensor* out, const EntropyTables* tables) 
   LIBSPLIT_RETURN_IF_ERROR(check_spec(e.codec));
   const int64_t n = checked_count(e.shape);
   if (n < 0) return invalid_argument("tensor shape ", shape_to_string(e.shape), " is invalid");
+  if (e.codec.kind == CodecKind::kImagePng) {
+    int c = 0, h = 0, w = 0;
+    LIBSPLIT_RETURN_IF_ERROR(image_dims(e.shape, &c, &h, &w));
+    if (!e.scales.empty() || !e.zero_points.empty()) return invalid_argument("codec png takes no quantization parameters");
+    std::vector<uint8_t> pixels(static_cast<size_t>(n));
+    LIBSPLIT_RETURN_IF_ERROR(codec::png::decode(e.payload.data(), e.payload.size(), c, h, w, pixels.data()));
+    out->shape = e.shape;
+    out->data.assign(pixels.begin(), pixels.end());
+    return {};
+  }
   if (is_variable_length(e.codec)) {
     const size_t params = e.codec.kind == CodecKind::kSymbolRans ? 0 : 1;
     if (e.scales.size() != params || e.zero_points.size() != params)
@@ -328,6 +369,7 @@ Status decode(const EncodedTensor& e, Tensor* out, const EntropyTables* tables) 
     case CodecKind::kQuantRans:
     case CodecKind::kQuantZstd:
     case CodecKind::kSymbolRans:
+    case CodecKind::kImagePng:
       break;
   }
   std::vector<uint8_t> codes(static_cast<size_t>(n));

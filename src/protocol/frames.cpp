@@ -55,7 +55,7 @@ Status read_codec(Reader& r, const char* what, CodecSpec* spec) {
   uint8_t kind, bits;
   if (!r.u8(&kind)) return truncated(what, "codec");
   if (!r.u8(&bits)) return truncated(what, "bits");
-  if (kind > uint8_t(CodecKind::kSymbolRans))
+  if (kind > uint8_t(CodecKind::kImagePng))
     return invalid_argument(what, " frame: unknown codec id ", int(kind));
   spec->kind = CodecKind(kind);
   spec->bits = bits;
@@ -370,6 +370,20 @@ Status decode_u64(const uint8_t* p, size_t n, uint64_t* out) {
   Reader r(p, n);
   if (!r.u64(out)) return truncated("ping", "nonce");
   return finish(r, "ping");
+}
+
+std::vector<uint8_t> encode_ping(uint64_t nonce, uint32_t padding) {
+  std::vector<uint8_t> b;
+  b.reserve(8 + padding);
+  Writer(&b).u64(nonce);
+  b.resize(8 + size_t(padding), 0);
+  return b;
+}
+
+Status decode_ping(const uint8_t* p, size_t n, uint64_t* nonce) {
+  Reader r(p, n);
+  if (!r.u64(nonce)) return truncated("ping", "nonce");
+  return {};
 }
 
 }  // namespace libsplit::protocol

@@ -18,7 +18,7 @@ constexpr uint8_t kFrameMagic0 = 'L';
 constexpr uint8_t kFrameMagic1 = 'S';
 constexpr uint32_t kHelloMagic = 0x4C50534Cu;  // bytes "LSPL"
 constexpr uint16_t kVersionMajor = 1;
-constexpr uint16_t kVersionMinor = 1;  // 1.1: entropy-coded codecs (ids 5, 6, 7)
+constexpr uint16_t kVersionMinor = 2;  // 1.1: entropy-coded codecs (ids 5, 6, 7); 1.2: png (8), padded pings
 constexpr size_t kHeaderSize = 12;
 constexpr uint16_t kSplitFull = 0xFFFF;   // request index meaning "the full model" (offload)
 constexpr size_t kMaxDims = 8;
@@ -114,6 +114,10 @@ std::vector<uint8_t> encode_request(const Request& r);
 std::vector<uint8_t> encode_response(const Response& r);
 std::vector<uint8_t> encode_error(const ErrorFrame& e);
 std::vector<uint8_t> encode_u64(uint64_t v);  // ping/pong bodies
+// A ping: the nonce, then (protocol 1.2) `padding` zero bytes that probe the uplink's rate.
+std::vector<uint8_t> encode_ping(uint64_t nonce, uint32_t padding);
+// Reads a ping's nonce; padding after it is ignored.
+Status decode_ping(const uint8_t* p, size_t n, uint64_t* nonce);
 
 // Decoders take the body only (after the header and CRC check).
 Status decode_hello(const uint8_t* p, size_t n, Hello* out);

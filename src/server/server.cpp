@@ -342,7 +342,7 @@ void Connection::on_frame() {
       break;
     case FrameType::kPing: {
       uint64_t nonce;
-      Status st = proto::decode_u64(frame_.body, frame_.size(), &nonce);
+      Status st = proto::decode_ping(frame_.body, frame_.size(), &nonce);
       if (!st.ok()) {
         ++server_->proto_errors;
         return fail(st);
@@ -482,7 +482,14 @@ void Connection::handle_request() {
     }
     const auto& m = bundle->manifest();
     const EntropyTables* tables = nullptr;
-    if (is_variable_length(req->tensor.codec)) {
+    if (req->tensor.codec.kind == CodecKind::kImagePng) {
+      // A PNG says its own size: it must be the model's input, checked before inflating.
+      if (req->split != proto::kSplitFull)
+        return reply_error(invalid_argument("codec png is only for the full model (split 0xFFFF)"));
+      if (req->tensor.shape != m.input.shape)
+        return reply_error(invalid_argument("codec png: shape ", shape_to_string(req->tensor.shape),
+                                            " is not the model's input ", shape_to_string(m.input.shape)));
+    } else if (is_variable_length(req->tensor.codec)) {
       // Coded payloads carry no size of their own: the split's shape bounds what decoding makes.
       if (req->split == proto::kSplitFull || req->split >= split_map.size())
         return reply_error(invalid_argument("codec ", codec_name(req->tensor.codec), " is only for a split agreed in the handshake"));
@@ -499,7 +506,7 @@ void Connection::handle_request() {
     if (!st.ok()) return reply_error(st);
     Result<Tensor> out = Status();
     if (req->split == proto::kSplitFull) {
-      if (req->tensor.codec.kind == CodecKind::kImageU8) {
+      if (is_image(req->tensor.codec)) {
         st = normalize_input(m.input, &x);
         if (!st.ok()) return reply_error(st);
       }
@@ -508,8 +515,9 @@ void Connection::handle_request() {
       return reply_error(detail::not_found("split index ", req->split, " was not agreed in the handshake (",
                                            split_map.size(), " splits)"));
     } else {
-      if (req->tensor.codec.kind == CodecKind::kImageU8)
-        return reply_error(invalid_argument("codec u8image is only for the full model (split 0xFFFF)"));
+      if (is_image(req->tensor.codec))
+        return reply_error(invalid_argument("codec ", codec_name(req->tensor.codec),
+                                            " is only for the full model (split 0xFFFF)"));
       out = bundle->run_tail(size_t(split_map[req->split]), x);
     }
     if (!out.ok()) return reply_error(out.status());

@@ -1,0 +1,120 @@
+// Dynamic split computing on the device: per request, run the whole model here, one of the
+// bundle's splits, or offload the input (raw or PNG), whichever the measured costs favour.
+//
+// What it measures, not configures: each candidate's on-device head and encode time (profiled at
+// creation, then a moving average of the requests that ran it), its exact request bytes, the
+// link's round trip and uplink rate (from the requests' own round trips and from small and padded
+// pings when the link has been idle), and the server's queue wait and tail time from every reply.
+// The latency estimate of a candidate is head + encode + bytes / rate + round trip + queue + tail
+// (local: the full model's time); the choice keeps the current candidate unless another is
+// cheaper by the hysteresis fraction.
+//
+// Nothing is lost: when the chosen remote candidate fails (server unreachable or gone, draining,
+// overloaded, or no answer before the remote share of the deadline), the same input runs on the
+// local full model and that answer is returned, once. The Client reconnects in the background.
+//
+// A DynamicSession borrows a Bundle opened with its full model and heads, and optionally a Client
+// with its own I/O thread (ClientOptions::io_thread, start_offline for a device that starts
+// without its edge); both must outlive it. run() may be called from several threads.
+#pragma once
+
+#include "libsplit/export.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "libsplit/bundle.h"
+#include "libsplit/client.h"
+#include "libsplit/session.h"
+#include "libsplit/status.h"
+#include "libsplit/tensor.h"
+
+LIBSPLIT_PUBLIC_BEGIN
+namespace libsplit {
+
+enum class Policy {
+  kMinLatency,  // default: the lowest estimated end-to-end latency
+  kMinEnergy,   // the lowest estimated device energy (see PowerProfile)
+  kMinBytes,    // the fewest uplink bytes among candidates within latency_bound_ms (local sends none)
+};
+// "latency", "energy" or "bytes".
+Result<Policy> parse_policy(const std::string& name);
+std::string policy_name(Policy p);
+
+// The device's power draw in each state, in watts: computing (head, encode, local model),
+// transmitting on the radio, and waiting for the edge's answer.
+struct PowerProfile {
+  double compute_w = 5.0;
+  double transmit_w = 2.0;
+  double idle_w = 1.0;
+  // "compute=W,transmit=W,idle=W" (any subset, in any order).
+  static Result<PowerProfile> parse(const std::string& text);
+};
+
+struct DynamicOptions {
+  Policy policy = Policy::kMinLatency;
+  PowerProfile power;
+  double latency_bound_ms = 0;   // kMinBytes: the bound (required > 0 for that policy)
+  double hysteresis = 0.10;      // switch only to a candidate at least this fraction cheaper
+  double smoothing = 0.3;        // weight of a new measurement in the moving averages
+  uint32_t probe_idle_ms = 300;  // probe the link after this long without a remote answer
+  int warmup_runs = 3;           // profiling passes per candidate at creation
+  uint32_t default_deadline_ms = 5000;  // used when run() is given deadline_ms = 0
+  bool allow_local = true;
+  bool allow_offload = true;
+  // A subset of candidate names to consider ("local", "offload", "offload-png", split ids);
+  // empty = all.
+  std::vector<std::string> only;
+};
+
+// A candidate's current estimate (for logs and tests).
+struct CandidateEstimate {
+  std::string name;
+  bool available = false;  // remote candidates: connected, served, not in an overload back-off
+  double device_us = 0;    // head + encode (local: the full model)
+  double bytes = 0;        // request frame bytes (0 for local)
+  double tail_us = 0;      // the server's tail estimate (0 for local)
+  double latency_us = 0;   // estimated end to end
+  double energy_j = 0;     // estimated device energy
+};
+
+struct LinkEstimate {
+  double rate_bps = 0;  // uplink
+  double rtt_us = 0;    // round trip of a small frame
+  double queue_us = 0;  // the server's recent queue wait
+  uint64_t samples = 0;
+};
+
+class DynamicSession {
+ public:
+  // `sample`: one typical input (pixels), used to profile every candidate at creation; null
+  // profiles with a mid-grey image. `client` may be null (local only until one is given).
+  static Result<std::unique_ptr<DynamicSession>> create(const Bundle* bundle, Client* client,
+                                                        const DynamicOptions& options,
+                                                        const Tensor* sample = nullptr);
+  ~DynamicSession();
+  DynamicSession(const DynamicSession&) = delete;
+  DynamicSession& operator=(const DynamicSession&) = delete;
+
+  // Chooses, runs, measures. Inference::strategy names what answered; when a remote candidate
+  // failed and the local model answered instead, Inference::fallback holds why.
+  Result<Inference> run(const Tensor& pixels, int top_k = 5, uint32_t deadline_ms = 0);
+
+  std::vector<CandidateEstimate> estimates() const;
+  LinkEstimate link() const;
+  // Requests answered per strategy name, and local fallbacks per cause.
+  std::map<std::string, uint64_t> counts() const;
+  std::map<std::string, uint64_t> fallbacks() const;
+
+  struct Impl;
+
+ private:
+  explicit DynamicSession(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace libsplit
+LIBSPLIT_PUBLIC_END

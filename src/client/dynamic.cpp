@@ -1,0 +1,463 @@
+#include "libsplit/dynamic.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <sstream>
+
+#include "client/selector.h"
+#include "common/errors.h"
+#include "common/log.h"
+#include "libsplit/codec.h"
+#include "libsplit/preprocess.h"
+
+namespace libsplit {
+
+using Clock = std::chrono::steady_clock;
+using detail::invalid_argument;
+
+Result<Policy> parse_policy(const std::string& name) {
+  if (name == "latency") return Policy::kMinLatency;
+  if (name == "energy") return Policy::kMinEnergy;
+  if (name == "bytes") return Policy::kMinBytes;
+  return invalid_argument("unknown policy \"", name, "\": expected latency, energy or bytes");
+}
+
+std::string policy_name(Policy p) {
+  switch (p) {
+    case Policy::kMinLatency: return "latency";
+    case Policy::kMinEnergy: return "energy";
+    case Policy::kMinBytes: return "bytes";
+  }
+  return "?";
+}
+
+Result<PowerProfile> PowerProfile::parse(const std::string& text) {
+  PowerProfile p;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos) return invalid_argument("power profile item \"", item, "\" is not key=watts");
+    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    char* end = nullptr;
+    const double w = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || !(w >= 0) || !std::isfinite(w))
+      return invalid_argument("power profile: \"", value, "\" for ", key, " is not a number of watts >= 0");
+    if (key == "compute") p.compute_w = w;
+    else if (key == "transmit") p.transmit_w = w;
+    else if (key == "idle") p.idle_w = w;
+    else return invalid_argument("power profile: unknown key \"", key, "\" (compute, transmit, idle)");
+  }
+  return p;
+}
+
+namespace {
+
+double us_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::micro>(b - a).count();
+}
+
+struct Candidate {
+  std::string name;
+  Strategy strategy;
+  bool remote = false;
+  double device_us = 0;  // head + encode (local: full model)
+  double bytes = 0;      // request frame bytes
+  double tail_us = 0;
+  bool tail_known = false;
+  double device_tail_us = 0;  // what the tail costs on this device (full - head), for unknown tails
+  double link_factor = 1.0;   // observed / predicted link time of its frames
+};
+
+}  // namespace
+
+// Estimates live here, shared with the ping callbacks that run on the client's I/O thread.
+struct DynamicState {
+  std::mutex mu;
+  DynamicOptions opt;
+  std::vector<Candidate> cands;
+  dynamic::LinkEstimator link;
+  double queue_us = 0;
+  double edge_ratio = 1.0;  // server tail time / this device's time for the same layers
+  bool ratio_known = false;
+  int current = -1;
+  Clock::time_point last_remote_answer{};
+  Clock::time_point last_probe{};
+  Clock::time_point last_rate_sample{};
+  bool probing = false;
+  Clock::time_point overload_until{};
+  uint32_t overload_ms = 0;
+  std::map<std::string, uint64_t> counts, fallbacks;
+
+  explicit DynamicState(const DynamicOptions& o) : opt(o), link(o.smoothing) {}
+  double ewma(double old, double v) const { return (1 - opt.smoothing) * old + opt.smoothing * v; }
+};
+
+struct DynamicSession::Impl {
+  const Bundle* bundle = nullptr;
+  Client* client = nullptr;
+  std::shared_ptr<DynamicState> state;
+  int local_index = -1;
+  // The session that runs strategies; replaced once the client first connects (the server's
+  // split numbering is known only then).
+  std::mutex session_mu;
+  std::shared_ptr<SplitSession> session;
+  bool mapped = false;
+
+  std::shared_ptr<SplitSession> current_session();
+  void maybe_probe();
+  void record_remote(size_t c, const Inference& inf);
+};
+
+std::shared_ptr<SplitSession> DynamicSession::Impl::current_session() {
+  std::lock_guard<std::mutex> lock(session_mu);
+  if (!mapped && client && client->connected() && !client->splits().empty()) {
+    auto s = SplitSession::create(bundle, client);
+    if (s.ok()) {
+      session = std::move(*s);
+      mapped = true;
+    } else {
+      detail::logger()->warn("dynamic: the server's model does not match the bundle: {}", s.status().message());
+      mapped = true;  // remote candidates stay unusable; local keeps working
+    }
+  }
+  return session;
+}
+
+void DynamicSession::Impl::maybe_probe() {
+  if (!client || !client->connected()) return;
+  auto st = state;
+  const auto now = Clock::now();
+  uint32_t padding = 0;
+  {
+    std::lock_guard<std::mutex> lock(st->mu);
+    const auto idle = std::chrono::milliseconds(st->opt.probe_idle_ms);
+    // Probe when no remote answer came for a while (the link may have come back), or when only
+    // frames too small to measure the rate went out for a second (it may have changed).
+    const bool quiet = now - st->last_remote_answer >= idle;
+    const bool stale = now - st->last_rate_sample >= std::chrono::seconds(1);
+    if (st->probing || (!quiet && !stale) || now - st->last_probe < idle) return;
+    st->probing = true;
+    st->last_probe = now;
+    // The padded ping should take about 20 ms at the believed rate: long enough to measure, and
+    // well above a link's burst allowance.
+    padding = uint32_t(std::clamp(st->link.rate_bps() * 0.020 / 8.0, 8192.0, 262144.0));
+  }
+  Client* c = client;
+  // A small ping (the round trip), then a padded one (the rate), one after the other.
+  c->ping_async(0, 2000, [st, c, padding](Result<Reply> r) {
+    if (!r.ok()) {
+      std::lock_guard<std::mutex> lock(st->mu);
+      st->probing = false;
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(st->mu);
+      st->link.add(double(r->request_bytes), double(r->round_trip_us));
+    }
+    c->ping_async(padding, 5000, [st](Result<Reply> r2) {
+      std::lock_guard<std::mutex> lock(st->mu);
+      st->probing = false;
+      if (r2.ok() && st->link.add(double(r2->request_bytes), double(r2->round_trip_us)))
+        st->last_rate_sample = Clock::now();
+      else if (r2.status().code() == StatusCode::kDeadlineExceeded) st->link.add_lower_bound(2048, 5e6);
+    });
+  });
+}
+
+void DynamicSession::Impl::record_remote(size_t c, const Inference& inf) {
+  auto& s = *state;
+  auto& cand = s.cands[c];
+  cand.device_us = s.ewma(cand.device_us, inf.head_us + inf.encode_us);
+  cand.bytes = double(inf.request_bytes);
+  const double network = std::max(inf.network_us, 0.0);
+  // How this candidate's frames fare against the link model, before the model learns from them.
+  const double predicted = cand.bytes * 8.0 / s.link.rate_bps() * 1e6;
+  if (predicted > 500) {
+    const double f = std::clamp((network - s.link.rtt_us()) / predicted, 0.05, 20.0);
+    cand.link_factor = s.ewma(cand.link_factor, f);
+  }
+  if (s.link.add(cand.bytes, network)) s.last_rate_sample = Clock::now();
+  s.queue_us = s.ewma(s.queue_us, inf.server_queue_us);
+  cand.tail_us = cand.tail_known ? s.ewma(cand.tail_us, inf.tail_us) : inf.tail_us;
+  cand.tail_known = true;
+  if (cand.device_tail_us > 0) {
+    const double ratio = inf.tail_us / cand.device_tail_us;
+    s.edge_ratio = s.ratio_known ? s.ewma(s.edge_ratio, ratio) : ratio;
+    s.ratio_known = true;
+  }
+  s.last_remote_answer = Clock::now();
+  s.overload_ms = 0;
+}
+
+DynamicSession::DynamicSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DynamicSession::~DynamicSession() = default;
+
+Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bundle, Client* client,
+                                                               const DynamicOptions& o, const Tensor* sample) {
+  if (!bundle) return invalid_argument("DynamicSession needs a bundle");
+  if (o.policy == Policy::kMinBytes && !(o.latency_bound_ms > 0))
+    return invalid_argument("policy bytes needs a latency bound > 0 ms");
+  if (!(o.hysteresis >= 0 && o.hysteresis < 1)) return invalid_argument("hysteresis must be in [0, 1), got ", o.hysteresis);
+  if (!(o.smoothing > 0 && o.smoothing <= 1)) return invalid_argument("smoothing must be in (0, 1], got ", o.smoothing);
+  if (o.warmup_runs < 1 || o.warmup_runs > 100) return invalid_argument("warmup_runs must be in [1, 100], got ", o.warmup_runs);
+  const auto& m = bundle->manifest();
+  auto impl = std::make_unique<Impl>();
+  impl->bundle = bundle;
+  impl->client = client;
+  impl->state = std::make_shared<DynamicState>(o);
+  auto& st = *impl->state;
+
+  Tensor pixels;
+  if (sample) {
+    pixels = *sample;
+  } else {
+    pixels.shape = m.input.shape;
+    pixels.data.assign(size_t(Tensor::element_count(m.input.shape)), 128.f);
+  }
+  if (pixels.shape != m.input.shape)
+    return invalid_argument("the profiling sample has shape ", shape_to_string(pixels.shape), ", the model takes ",
+                            shape_to_string(m.input.shape));
+  Tensor x = pixels;
+  LIBSPLIT_RETURN_IF_ERROR(normalize_input(m.input, &x));
+  auto wanted = [&](const std::string& name) {
+    return o.only.empty() || std::find(o.only.begin(), o.only.end(), name) != o.only.end();
+  };
+  auto time_runs = [&](auto&& fn) -> Result<double> {
+    std::vector<double> t;
+    for (int i = 0; i < o.warmup_runs; ++i) {
+      const auto t0 = Clock::now();
+      LIBSPLIT_RETURN_IF_ERROR(fn());
+      t.push_back(us_between(t0, Clock::now()));
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+  };
+
+  // The local model: the reference every tail estimate starts from.
+  double full_us = 0;
+  {
+    auto t = time_runs([&]() -> Status { return bundle->run_full(x).status(); });
+    if (!t.ok()) {
+      if (o.allow_local && wanted("local"))
+        return Status(t.status().code(), "dynamic: the local candidate needs the full model: " + t.status().message());
+    } else {
+      full_us = *t;
+      if (o.allow_local && wanted("local")) {
+        Candidate c;
+        c.name = "local";
+        c.device_us = full_us;
+        impl->local_index = int(st.cands.size());
+        st.cands.push_back(c);
+      }
+    }
+  }
+  for (size_t i = 0; i < m.splits.size(); ++i) {
+    if (!wanted(m.splits[i].id)) continue;
+    Result<Tensor> z = Status();
+    auto head = time_runs([&]() -> Status {
+      z = bundle->run_head(i, x);
+      return z.status();
+    });
+    if (!head.ok()) return Status(head.status().code(), "dynamic: split " + m.splits[i].id + ": " + head.status().message());
+    EncodedTensor enc;
+    auto encode_us = time_runs([&]() { return encode(*z, m.splits[i].codec, &enc, bundle->tables(i)); });
+    if (!encode_us.ok()) return encode_us.status();
+    Candidate c;
+    c.name = m.splits[i].id;
+    c.strategy.kind = Strategy::Kind::kSplit;
+    c.strategy.split = i;
+    c.remote = true;
+    c.device_us = *head + *encode_us;
+    c.bytes = double(enc.payload.size() + 40 + 4 * enc.shape.size() + 5 * enc.scales.size());
+    c.device_tail_us = std::max(full_us - *head, 0.0);
+    st.cands.push_back(c);
+  }
+  if (o.allow_offload) {
+    for (const char* codec : {"", "png"}) {
+      Candidate c;
+      c.strategy.kind = Strategy::Kind::kOffload;
+      c.strategy.codec = codec;
+      c.name = c.strategy.name(m);
+      if (!wanted(c.name)) continue;
+      EncodedTensor enc;
+      const CodecSpec spec{*codec ? CodecKind::kImagePng : CodecKind::kImageU8, 8};
+      auto encode_us = time_runs([&]() { return encode(pixels, spec, &enc); });
+      if (!encode_us.ok()) continue;  // e.g. png of a 4-channel input
+      c.remote = true;
+      c.device_us = *encode_us;
+      c.bytes = double(enc.payload.size() + 40 + 4 * enc.shape.size());
+      c.device_tail_us = full_us;
+      st.cands.push_back(c);
+    }
+  }
+  if (st.cands.empty()) return invalid_argument("dynamic: no candidate left (check --only and the bundle)");
+
+  auto session = SplitSession::create(bundle, nullptr);
+  if (!session.ok()) return session.status();
+  impl->session = std::move(*session);
+  auto ds = std::unique_ptr<DynamicSession>(new DynamicSession(std::move(impl)));
+
+  // With the server reachable: time the link and every remote candidate once.
+  auto& im = *ds->impl_;
+  auto live = im.current_session();
+  if (client && client->connected() && im.mapped) {
+    for (int i = 0; i < 3; ++i) {
+      auto r = client->ping(0, 2000);
+      if (r.ok()) st.link.add(double(r->request_bytes), double(r->round_trip_us));
+    }
+    auto r = client->ping(16384, 5000);
+    if (r.ok() && st.link.add(double(r->request_bytes), double(r->round_trip_us))) st.last_rate_sample = Clock::now();
+    for (size_t c = 0; c < st.cands.size(); ++c) {
+      if (!st.cands[c].remote) continue;
+      // Twice: a server's first passes through a model can be slow (TorchScript profiles them).
+      for (int pass = 0; pass < 2; ++pass) {
+        auto inf = live->run(pixels, st.cands[c].strategy, 1, o.default_deadline_ms);
+        if (!inf.ok()) break;
+        const double device = st.cands[c].device_us;
+        st.cands[c].tail_known = false;  // the last pass's tail, not an average with the first
+        im.record_remote(c, *inf);
+        st.cands[c].device_us = device;  // the profiled median, not one request's time
+      }
+    }
+    st.last_probe = Clock::now();
+  }
+  return ds;
+}
+
+Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t deadline_ms) {
+  auto& im = *impl_;
+  auto& st = *im.state;
+  const auto t0 = Clock::now();
+  const uint32_t budget_ms = deadline_ms ? deadline_ms : st.opt.default_deadline_ms;
+  auto session = im.current_session();
+  im.maybe_probe();
+  const bool connected = im.client && im.client->connected() && im.mapped;
+  int pick;
+  double local_us = 0;
+  std::string risk;
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    std::vector<dynamic::Cost> costs(st.cands.size());
+    const bool overloaded = Clock::now() < st.overload_until;
+    for (size_t i = 0; i < st.cands.size(); ++i) {
+      const auto& c = st.cands[i];
+      auto& k = costs[i];
+      k.remote = c.remote;
+      k.available = !c.remote || (connected && !overloaded);
+      k.device_us = c.device_us;
+      k.bytes = c.bytes;
+      k.tail_us = c.tail_known ? c.tail_us : st.edge_ratio * c.device_tail_us;
+      k.link_factor = c.link_factor;
+    }
+    dynamic::Link link{st.link.rate_bps(), st.link.rtt_us(), st.queue_us};
+    std::vector<dynamic::Evaluation> ev;
+    pick = dynamic::choose(costs, link, st.opt, st.current, &ev);
+    if (pick < 0) return detail::unavailable("dynamic: no candidate is available (server unreachable and no local model)");
+    if (im.local_index >= 0) local_us = st.cands[size_t(im.local_index)].device_us;
+    // A deadline at risk: a remote estimate beyond the budget runs locally from the start.
+    if (st.cands[size_t(pick)].remote && im.local_index >= 0 && ev[size_t(pick)].latency_us > budget_ms * 1000.0 &&
+        local_us < ev[size_t(pick)].latency_us) {
+      pick = im.local_index;
+      risk = "deadline at risk";
+    }
+    st.current = pick;
+    if (detail::logger()->should_log(spdlog::level::debug)) {
+      std::string line;
+      for (size_t i = 0; i < ev.size(); ++i)
+        line += fmt::format(" {}={:.1f}ms{}", st.cands[i].name, ev[i].latency_us / 1000, costs[i].available ? "" : "(na)");
+      detail::logger()->debug("dynamic: link {:.2f} Mbit/s rtt {:.2f} ms queue {:.2f} ms;{} -> {}{}",
+                              link.rate_bps / 1e6, link.rtt_us / 1000, link.queue_us / 1000, line,
+                              st.cands[size_t(pick)].name, risk.empty() ? "" : " (" + risk + ")");
+    }
+  }
+  const auto& cand = st.cands[size_t(pick)];  // the vector never changes size after create()
+  if (!cand.remote) {
+    auto inf = session->run(pixels, cand.strategy, top_k);
+    if (!inf.ok()) return inf.status();
+    std::lock_guard<std::mutex> lock(st.mu);
+    st.cands[size_t(pick)].device_us = st.ewma(st.cands[size_t(pick)].device_us, inf->head_us);
+    inf->fallback = risk;
+    ++st.counts[inf->strategy];
+    if (!risk.empty()) ++st.fallbacks[risk];
+    return inf;
+  }
+  // Leave the local model time to answer if the remote one does not.
+  uint32_t remote_ms = budget_ms;
+  if (im.local_index >= 0) {
+    const double reserve_ms = 1.5 * local_us / 1000.0 + 1.0;
+    remote_ms = uint32_t(std::max(1.0, budget_ms - reserve_ms));
+  }
+  auto inf = session->run(pixels, cand.strategy, top_k, remote_ms);
+  if (inf.ok()) {
+    std::lock_guard<std::mutex> lock(st.mu);
+    im.record_remote(size_t(pick), *inf);
+    ++st.counts[inf->strategy];
+    return inf;
+  }
+  const Status why = inf.status();
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    switch (why.code()) {
+      case StatusCode::kResourceExhausted:
+        // Overloaded: stay away for a while, doubling while it lasts.
+        st.overload_ms = st.overload_ms ? std::min(st.overload_ms * 2, 5000u) : 100u;
+        st.overload_until = Clock::now() + std::chrono::milliseconds(st.overload_ms);
+        break;
+      case StatusCode::kDeadlineExceeded:
+        st.link.add_lower_bound(st.cands[size_t(pick)].bytes, us_between(t0, Clock::now()));
+        break;
+      default:
+        break;
+    }
+  }
+  if (im.local_index < 0) return why;
+  const std::string reason = std::string(status_code_name(why.code()));
+  detail::logger()->info("dynamic: {} failed ({}); answering locally", cand.name, why.message());
+  auto local = session->run(pixels, st.cands[size_t(im.local_index)].strategy, top_k);
+  if (!local.ok()) return local.status();
+  local->total_us = us_between(t0, Clock::now());
+  local->fallback = reason;
+  std::lock_guard<std::mutex> lock(st.mu);
+  st.current = im.local_index;
+  ++st.counts[local->strategy];
+  ++st.fallbacks[reason];
+  return local;
+}
+
+std::vector<CandidateEstimate> DynamicSession::estimates() const {
+  auto& im = *impl_;
+  auto& st = *im.state;
+  const bool connected = im.client && im.client->connected() && im.mapped;
+  std::lock_guard<std::mutex> lock(st.mu);
+  dynamic::Link link{st.link.rate_bps(), st.link.rtt_us(), st.queue_us};
+  std::vector<CandidateEstimate> out;
+  for (const auto& c : st.cands) {
+    dynamic::Cost k{c.remote, !c.remote || connected, c.device_us, c.bytes,
+                    c.tail_known ? c.tail_us : st.edge_ratio * c.device_tail_us, c.link_factor};
+    const auto e = dynamic::evaluate(k, link, st.opt);
+    out.push_back({c.name, k.available, k.device_us, c.remote ? k.bytes : 0.0, c.remote ? k.tail_us : 0.0,
+                   e.latency_us, e.energy_j});
+  }
+  return out;
+}
+
+LinkEstimate DynamicSession::link() const {
+  auto& st = *impl_->state;
+  std::lock_guard<std::mutex> lock(st.mu);
+  return {st.link.rate_bps(), st.link.rtt_us(), st.queue_us, st.link.samples()};
+}
+
+std::map<std::string, uint64_t> DynamicSession::counts() const {
+  std::lock_guard<std::mutex> lock(impl_->state->mu);
+  return impl_->state->counts;
+}
+
+std::map<std::string, uint64_t> DynamicSession::fallbacks() const {
+  std::lock_guard<std::mutex> lock(impl_->state->mu);
+  return impl_->state->fallbacks;
+}
+
+}  // namespace libsplit

@@ -1,0 +1,96 @@
+#include "client/selector.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace libsplit::dynamic {
+
+Evaluation evaluate(const Cost& c, const Link& link, const DynamicOptions& o) {
+  Evaluation e;
+  const auto& p = o.power;
+  if (!c.remote) {
+    e.latency_us = c.device_us;
+    e.energy_j = c.device_us * 1e-6 * p.compute_w;
+  } else {
+    const double send_us = link.rate_bps > 0 ? c.bytes * 8.0 / link.rate_bps * 1e6 * c.link_factor : 0.0;
+    const double wait_us = link.rtt_us + link.queue_us + c.tail_us;
+    e.latency_us = c.device_us + send_us + wait_us;
+    e.energy_j = (c.device_us * p.compute_w + send_us * p.transmit_w + wait_us * p.idle_w) * 1e-6;
+  }
+  switch (o.policy) {
+    case Policy::kMinLatency: e.score = e.latency_us; break;
+    case Policy::kMinEnergy: e.score = e.energy_j; break;
+    case Policy::kMinBytes:
+      // Within the bound: fewer bytes wins (latency breaks ties); outside it, every candidate ranks
+      // after all those within, by latency.
+      e.score = e.latency_us <= o.latency_bound_ms * 1000.0 ? (c.remote ? c.bytes : 0.0) + e.latency_us * 1e-9
+                                                             : 1e12 + e.latency_us;
+      break;
+  }
+  return e;
+}
+
+int choose(const std::vector<Cost>& costs, const Link& link, const DynamicOptions& o, int current,
+           std::vector<Evaluation>* evaluations) {
+  std::vector<Evaluation> ev(costs.size());
+  int best = -1;
+  for (size_t i = 0; i < costs.size(); ++i) {
+    ev[i] = evaluate(costs[i], link, o);
+    if (costs[i].available && (best < 0 || ev[i].score < ev[size_t(best)].score)) best = int(i);
+  }
+  int pick = best;
+  if (best >= 0 && current >= 0 && size_t(current) < costs.size() && costs[size_t(current)].available &&
+      current != best) {
+    const double cur = ev[size_t(current)].score, b = ev[size_t(best)].score;
+    // Bytes scores compare within a band; a jump across the bound always switches.
+    const bool crosses = o.policy == Policy::kMinBytes && (cur >= 1e12) != (b >= 1e12);
+    if (!crosses && b > cur * (1.0 - o.hysteresis)) pick = current;
+  }
+  if (evaluations) *evaluations = std::move(ev);
+  return pick;
+}
+
+void LinkEstimator::add_rate(double bps) {
+  bps = std::clamp(bps, 1e3, 1e11);
+  if (!have_rate_) {
+    rate_bps_ = bps;
+    have_rate_ = true;
+    return;
+  }
+  rate_bps_ = std::exp((1 - alpha_) * std::log(rate_bps_) + alpha_ * std::log(bps));
+}
+
+bool LinkEstimator::add(double bytes, double us) {
+  if (!(us >= 0) || !(bytes >= 0)) return false;
+  ++samples_;
+  auto add_rtt = [&](double rtt) {
+    rtt_us_ = have_rtt_ ? (1 - alpha_) * rtt_us_ + alpha_ * rtt : rtt;
+    have_rtt_ = true;
+  };
+  if (bytes <= kSmallFrame) {
+    // A small frame: the round trip itself (less its own time on the link, once the rate is known).
+    add_rtt(std::max(us - (have_rate_ ? bytes * 8.0 / rate_bps_ * 1e6 : 0.0), 0.0));
+    return false;
+  }
+  if (bytes < kRateFrame) return false;
+  // What the frame took beyond the round trip is its time on the link; below a tenth of the
+  // total it is noise, and says only that the link is at least that fast.
+  const double floor_bps = bytes * 8.0 / (0.1 * us) * 1e6;
+  if (us <= rtt_us_) {
+    // Faster than the round trip we believed: both were overestimated.
+    add_rtt(us);
+    add_rate(have_rate_ ? std::max(rate_bps_, floor_bps) : floor_bps);
+    return true;
+  }
+  add_rate(std::min(bytes * 8.0 / (us - rtt_us_) * 1e6, floor_bps));
+  return true;
+}
+
+void LinkEstimator::add_lower_bound(double bytes, double us) {
+  if (!(us > 0) || bytes <= kSmallFrame) return;
+  ++samples_;
+  const double bound = bytes * 8.0 / us * 1e6;
+  if (bound < rate_bps_) add_rate(bound);
+}
+
+}  // namespace libsplit::dynamic

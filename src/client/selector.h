@@ -1,0 +1,72 @@
+// The cost model and the choice behind DynamicSession, free of models and sockets so that it can
+// be tested on synthetic costs.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "libsplit/dynamic.h"
+
+namespace libsplit::dynamic {
+
+// What one candidate costs, as currently estimated.
+struct Cost {
+  bool remote = false;
+  bool available = true;
+  double device_us = 0;  // on-device compute: head + encode, or the whole model
+  double bytes = 0;      // uplink bytes (0 for local)
+  double tail_us = 0;    // the server's compute (remote)
+  // Observed / predicted time on the link for this candidate's frames (a link's burst lets small
+  // frames through faster than its rate; 1 until measured).
+  double link_factor = 1.0;
+};
+
+struct Link {
+  double rate_bps = 10e6;
+  double rtt_us = 1000;
+  double queue_us = 0;
+};
+
+struct Evaluation {
+  double latency_us = 0;
+  double energy_j = 0;
+  double score = 0;  // what the policy minimises
+};
+
+Evaluation evaluate(const Cost& c, const Link& link, const DynamicOptions& o);
+
+// The candidate to run: the lowest score among the available ones, but `current` (or -1) is kept
+// unless the best is cheaper by the hysteresis fraction. -1 when none is available.
+int choose(const std::vector<Cost>& costs, const Link& link, const DynamicOptions& o, int current,
+           std::vector<Evaluation>* evaluations = nullptr);
+
+// Round trip and uplink rate from timed frames: small frames (pings) give the round trip; frames
+// of kRateFrame bytes or more give the rate from what they took beyond it (in between, a link's
+// burst allowance would make the rate look higher than it is: they teach nothing here). Moving
+// averages, the rate's in the log domain so that a link 50 times slower is believed within a few
+// samples.
+class LinkEstimator {
+ public:
+  explicit LinkEstimator(double smoothing = 0.3) : alpha_(smoothing) {}
+  // A frame of `bytes` whose network time (round trip minus the server's time) was `us`. Returns
+  // true when it updated the rate.
+  bool add(double bytes, double us);
+  // A frame of `bytes` that had no answer after `us`: the link is at most this fast.
+  void add_lower_bound(double bytes, double us);
+  double rtt_us() const { return rtt_us_; }
+  double rate_bps() const { return rate_bps_; }
+  uint64_t samples() const { return samples_; }
+
+  static constexpr double kSmallFrame = 256;  // bytes: a frame this small measures the round trip
+  static constexpr double kRateFrame = 4096;  // bytes: a frame this large measures the rate
+
+ private:
+  void add_rate(double bps);
+  double alpha_;
+  double rtt_us_ = 1000;
+  double rate_bps_ = 10e6;
+  bool have_rtt_ = false, have_rate_ = false;
+  uint64_t samples_ = 0;
+};
+
+}  // namespace libsplit::dynamic

@@ -1,0 +1,167 @@
+// The dynamic split selector on synthetic costs: the cost formula, the choice and its
+// hysteresis, the three policies, and the link estimator tracking a link that changes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "client/selector.h"
+#include "libsplit/dynamic.h"
+
+namespace {
+
+using libsplit::DynamicOptions;
+using libsplit::Policy;
+using libsplit::dynamic::choose;
+using libsplit::dynamic::Cost;
+using libsplit::dynamic::evaluate;
+using libsplit::dynamic::Link;
+using libsplit::dynamic::LinkEstimator;
+
+Cost local(double us) { return Cost{false, true, us, 0, 0}; }
+Cost remote(double device_us, double bytes, double tail_us, bool available = true) {
+  return Cost{true, available, device_us, bytes, tail_us};
+}
+
+TEST(Selector, LatencyIsHeadPlusBytesOverRatePlusRoundTripQueueAndTail) {
+  DynamicOptions o;
+  const Link link{8e6, 10000, 2000};  // 8 Mbit/s = 1 byte per microsecond
+  EXPECT_DOUBLE_EQ(evaluate(local(30000), link, o).latency_us, 30000);
+  // 5 ms head + 10,000 B at 1 B/us + 10 ms round trip + 2 ms queue + 4 ms tail.
+  EXPECT_DOUBLE_EQ(evaluate(remote(5000, 10000, 4000), link, o).latency_us, 5000 + 10000 + 10000 + 2000 + 4000);
+}
+
+TEST(Selector, EnergyWeighsEachStateByItsPower) {
+  DynamicOptions o;
+  o.power = {4.0, 2.0, 0.5};
+  const Link link{8e6, 10000, 0};
+  EXPECT_NEAR(evaluate(local(30000), link, o).energy_j, 0.030 * 4.0, 1e-12);
+  // compute 5 ms at 4 W, send 10 ms at 2 W, wait 10 + 4 ms at 0.5 W.
+  EXPECT_NEAR(evaluate(remote(5000, 10000, 4000), link, o).energy_j, 0.005 * 4 + 0.010 * 2 + 0.014 * 0.5, 1e-12);
+}
+
+TEST(Selector, PicksTheCheapestAndFollowsTheLinkRate) {
+  DynamicOptions o;
+  o.hysteresis = 0;
+  // local 60 ms; a split (5 ms head, 10 kB); offload (0 ms, 150 kB).
+  const std::vector<Cost> c = {local(60000), remote(5000, 10000, 20000), remote(0, 150000, 20000)};
+  EXPECT_EQ(choose(c, Link{1e9, 1000, 0}, o, -1), 2);   // a very fast link: offload
+  EXPECT_EQ(choose(c, Link{20e6, 1000, 0}, o, -1), 1);  // 20 Mbit/s: the split (offload would be 81 ms)
+  EXPECT_EQ(choose(c, Link{1e6, 1000, 0}, o, -1), 0);   // 1 Mbit/s: local (the split 106 ms)
+  // A loaded server moves the choice to the device.
+  EXPECT_EQ(choose(c, Link{20e6, 1000, 40000}, o, -1), 0);
+}
+
+TEST(Selector, HysteresisKeepsTheCurrentChoiceUnlessClearlyBeaten) {
+  DynamicOptions o;
+  o.hysteresis = 0.10;
+  const Link link{8e6, 0, 0};
+  // Candidate 1 is 5% cheaper than the current 0: kept; 20% cheaper: switch.
+  EXPECT_EQ(choose({local(10000), local(9500)}, link, o, 0), 0);
+  EXPECT_EQ(choose({local(10000), local(8000)}, link, o, 0), 1);
+  // Without a current choice, the cheapest.
+  EXPECT_EQ(choose({local(10000), local(9500)}, link, o, -1), 1);
+  // A current choice that became unavailable is left at once.
+  EXPECT_EQ(choose({local(10000), remote(0, 10, 100, false)}, link, o, 1), 0);
+}
+
+TEST(Selector, UnavailableCandidatesAreNeverChosen) {
+  DynamicOptions o;
+  const Link link{8e6, 0, 0};
+  EXPECT_EQ(choose({local(50000), remote(0, 10, 10, false)}, link, o, -1), 0);
+  EXPECT_EQ(choose({remote(0, 10, 10, false)}, link, o, -1), -1);
+}
+
+TEST(Selector, BytesPolicyTakesTheFewestBytesWithinTheBound) {
+  DynamicOptions o;
+  o.policy = Policy::kMinBytes;
+  o.latency_bound_ms = 50;
+  o.hysteresis = 0;
+  const Link link{8e6, 5000, 0};
+  // 20 kB split: 5 + 20 + 5 + 5 = 35 ms; 2 kB split: 30 + 2 + 5 + 5 = 42 ms; local 80 ms (0 B, too slow).
+  const std::vector<Cost> c = {local(80000), remote(5000, 20000, 5000), remote(30000, 2000, 5000)};
+  EXPECT_EQ(choose(c, link, o, -1), 2);
+  o.latency_bound_ms = 40;  // only the 20 kB split meets it
+  EXPECT_EQ(choose(c, link, o, -1), 1);
+  o.latency_bound_ms = 10;  // nothing does: the fastest
+  EXPECT_EQ(choose(c, link, o, -1), 1);
+  o.latency_bound_ms = 100;  // local meets it and sends nothing
+  EXPECT_EQ(choose(c, link, o, -1), 0);
+}
+
+TEST(Selector, EnergyPolicyCanDisagreeWithLatency) {
+  DynamicOptions o;
+  o.hysteresis = 0;
+  o.power = {5.0, 2.0, 0.1};
+  const Link link{8e6, 20000, 0};
+  // local: 30 ms at 5 W = 150 mJ. Remote: 1 ms head + 1 ms send + 20 ms round trip + 20 ms tail:
+  // 42 ms (slower) but 5 + 2 + 4 = 11 mJ.
+  const std::vector<Cost> c = {local(30000), remote(1000, 1000, 20000)};
+  EXPECT_EQ(choose(c, link, o, -1), 0);
+  o.policy = Policy::kMinEnergy;
+  EXPECT_EQ(choose(c, link, o, -1), 1);
+}
+
+// A synthetic link: round trip `rtt` plus bytes / rate, with +-5% noise.
+double timed(std::mt19937* rng, double bytes, double rate_bps, double rtt_us) {
+  std::uniform_real_distribution<double> noise(0.95, 1.05);
+  return (rtt_us + bytes * 8.0 / rate_bps * 1e6) * noise(*rng);
+}
+
+TEST(LinkEstimator, LearnsRoundTripAndRateAndFollowsAChange) {
+  std::mt19937 rng(1);
+  LinkEstimator est(0.3);
+  // 50 Mbit/s, 10 ms: pings of 20 B and 8 kB requests.
+  for (int i = 0; i < 20; ++i) {
+    est.add(20, timed(&rng, 20, 50e6, 10000));
+    est.add(8000, timed(&rng, 8000, 50e6, 10000));
+  }
+  EXPECT_NEAR(est.rtt_us(), 10000, 1000);
+  // 8 kB at 50 Mbit/s is 1.3 ms beside a 10 ms round trip with 5% noise: within a factor of 2.
+  EXPECT_GT(est.rate_bps(), 25e6);
+  EXPECT_LT(est.rate_bps(), 100e6);
+  // The link drops to 1 Mbit/s: within 5 requests the estimate is within a factor of 2.
+  int n = 0;
+  while (est.rate_bps() > 2e6 && n < 100) {
+    est.add(8000, timed(&rng, 8000, 1e6, 10000));
+    ++n;
+  }
+  EXPECT_LE(n, 5);
+  for (int i = 0; i < 20; ++i) est.add(8000, timed(&rng, 8000, 1e6, 10000));
+  EXPECT_NEAR(est.rate_bps(), 1e6, 0.15e6);
+  // And back up, measured by larger probes.
+  n = 0;
+  while (est.rate_bps() < 25e6 && n < 100) {
+    est.add(20, timed(&rng, 20, 50e6, 10000));
+    est.add(65536, timed(&rng, 65536, 50e6, 10000));
+    ++n;
+  }
+  EXPECT_LE(n, 8);
+}
+
+TEST(LinkEstimator, AMissedDeadlineBoundsTheRate) {
+  LinkEstimator est(0.3);
+  est.add(20, 1000);
+  est.add(100000, 1000 + 8000);  // 100 kB in 8 ms: 100 Mbit/s
+  const double before = est.rate_bps();
+  est.add_lower_bound(100000, 800000);  // no answer after 0.8 s: at most 1 Mbit/s
+  EXPECT_LT(est.rate_bps(), before / 2);
+  est.add_lower_bound(10, 1e6);  // a tiny frame says nothing about the rate
+  EXPECT_GT(est.rate_bps(), 0);
+}
+
+TEST(DynamicOptions, PolicyAndPowerProfileParse) {
+  EXPECT_EQ(*libsplit::parse_policy("energy"), Policy::kMinEnergy);
+  EXPECT_FALSE(libsplit::parse_policy("fastest").ok());
+  auto p = libsplit::PowerProfile::parse("compute=7.5,idle=0.4");
+  ASSERT_TRUE(p.ok());
+  EXPECT_DOUBLE_EQ(p->compute_w, 7.5);
+  EXPECT_DOUBLE_EQ(p->transmit_w, 2.0);
+  EXPECT_DOUBLE_EQ(p->idle_w, 0.4);
+  for (const char* bad : {"compute", "compute=x", "radio=1", "idle=-1"}) {
+    auto r = libsplit::PowerProfile::parse(bad);
+    EXPECT_EQ(r.status().code(), libsplit::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+}  // namespace
