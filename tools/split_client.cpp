@@ -171,6 +171,9 @@ int main(int argc, char** argv) {
   app.add_option("--input", input, "Image file, directory of images, IDX images file, or camera index")->required();
   app.add_option("--labels", labels_path, "IDX labels file, to report accuracy");
   app.add_option("--limit", limit, "Process at most N inputs (default: all; camera: 100)");
+  int64_t warmup = 0;
+  app.add_option("--warmup", warmup, "Run the first N inputs before measuring; they are not counted (--limit includes them)")
+      ->capture_default_str()->check(CLI::Range(int64_t(0), int64_t(1000000)));
   app.add_option("--json", json_path, "Write the summary as JSON to this file");
   app.add_option("--top-k", top_k, "Classes to return per input")->capture_default_str()->check(CLI::Range(1, 255));
   app.add_option("--deadline-ms", deadline_ms, "Deadline of each request")->capture_default_str();
@@ -295,11 +298,23 @@ int main(int argc, char** argv) {
   if (labels && labels->count() < n)
     return fail(labels_path + ": has " + std::to_string(labels->count()) + " labels for " + std::to_string(n) + " inputs");
 
+  for (int64_t i = 0; i < std::min(warmup, n); ++i) {
+    auto pixels = (*source)->get(i);
+    if (!pixels.ok()) continue;
+    auto r = dyn ? dyn->run(*pixels, top_k) : (*session)->run(*pixels, *strategy, top_k);
+    if (!r.ok() && !quiet) std::fprintf(stderr, "split-client: warm-up %s: %s\n", (*source)->name(i).c_str(), r.status().to_string().c_str());
+  }
+  std::map<std::string, uint64_t> warm_counts;
+  std::map<std::string, uint64_t> warm_fallbacks;
+  if (dyn) {
+    warm_counts = dyn->counts();
+    warm_fallbacks = dyn->fallbacks();
+  }
   std::vector<double> head, encode, network, tail, total;
   int64_t ok = 0, failures = 0, correct = 0;
   size_t wire_bytes = 0, payload_bytes = 0;
   std::map<std::string, int64_t> errors;
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = std::min(warmup, n); i < n; ++i) {
     auto pixels = (*source)->get(i);
     if (!pixels.ok()) {
       ++failures;
@@ -362,7 +377,9 @@ int main(int argc, char** argv) {
   std::map<std::string, uint64_t> counts, fallbacks;
   if (dyn) {
     counts = dyn->counts();
+    for (auto& [k, v] : counts) v -= warm_counts.count(k) ? warm_counts[k] : 0;  // measured requests only
     fallbacks = dyn->fallbacks();
+    for (auto& [k, v] : fallbacks) v -= warm_fallbacks.count(k) ? warm_fallbacks[k] : 0;
     std::printf("strategies:");
     for (const auto& [k, v] : counts) std::printf(" %s=%llu", k.c_str(), (unsigned long long)v);
     std::printf("\n");

@@ -61,6 +61,10 @@ struct DynamicOptions {
   double hysteresis = 0.10;      // switch only to a candidate at least this fraction cheaper
   double smoothing = 0.3;        // weight of a new measurement in the moving averages
   uint32_t probe_idle_ms = 300;  // probe the link after this long without a remote answer
+  // Exploration: a candidate not run for explore_ms whose estimate is within explore_margin of the
+  // chosen one is run once instead, so that close competitors' estimates stay current. 0 = never.
+  uint32_t explore_ms = 2000;
+  double explore_margin = 0.25;
   int warmup_runs = 3;           // profiling passes per candidate at creation
   uint32_t default_deadline_ms = 5000;  // used when run() is given deadline_ms = 0
   bool allow_local = true;

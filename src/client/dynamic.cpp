@@ -69,6 +69,7 @@ struct Candidate {
   bool tail_known = false;
   double device_tail_us = 0;  // what the tail costs on this device (full - head), for unknown tails
   double link_factor = 1.0;   // observed / predicted link time of its frames
+  std::chrono::steady_clock::time_point last_run{};
 };
 
 }  // namespace
@@ -295,6 +296,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
   }
   if (st.cands.empty()) return invalid_argument("dynamic: no candidate left (check --only and the bundle)");
 
+  for (auto& c : st.cands) c.last_run = Clock::now();
   auto session = SplitSession::create(bundle, nullptr);
   if (!session.ok()) return session.status();
   impl->session = std::move(*session);
@@ -364,6 +366,22 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
       risk = "deadline at risk";
     }
     st.current = pick;
+    // Explore the stalest close competitor now and then (not when the deadline is at risk).
+    if (risk.empty() && st.opt.explore_ms > 0) {
+      const auto now = Clock::now();
+      const auto stale = std::chrono::milliseconds(st.opt.explore_ms);
+      int explore = -1;
+      for (size_t i = 0; i < st.cands.size(); ++i) {
+        if (int(i) == pick || !costs[i].available || now - st.cands[i].last_run < stale) continue;
+        if (ev[i].latency_us > (1 + st.opt.explore_margin) * ev[size_t(pick)].latency_us) continue;
+        if (explore < 0 || st.cands[i].last_run < st.cands[size_t(explore)].last_run) explore = int(i);
+      }
+      if (explore >= 0) {
+        pick = explore;
+        st.cands[size_t(pick)].last_run = now;  // one exploration per candidate and period
+      }
+    }
+    st.cands[size_t(pick)].last_run = Clock::now();
     if (detail::logger()->should_log(spdlog::level::debug)) {
       std::string line;
       for (size_t i = 0; i < ev.size(); ++i)
