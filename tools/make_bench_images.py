@@ -57,7 +57,11 @@ def main():
             fail(f"--photos {args.photos} is not a directory")
         for name in sorted(os.listdir(args.photos)):
             if name.lower().endswith((".png", ".jpg", ".jpeg")):
-                im = Image.open(os.path.join(args.photos, name))
+                try:
+                    im = Image.open(os.path.join(args.photos, name))
+                    im.load()
+                except (OSError, ValueError):  # sample sets include deliberately broken files
+                    continue
                 if im.mode == "RGB" and min(im.size) >= args.size:
                     photos.append(im.copy())
         if not photos:

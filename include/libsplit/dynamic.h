@@ -14,8 +14,10 @@
 // local full model and that answer is returned, once. The Client reconnects in the background.
 //
 // A DynamicSession borrows a Bundle opened with its full model and heads, and optionally a Client
-// with its own I/O thread (ClientOptions::io_thread, start_offline for a device that starts
-// without its edge); both must outlive it. run() may be called from several threads.
+// (ClientOptions::start_offline for a device that starts without its edge); both must outlive
+// it. With the Client's own I/O thread (the default) link probes run in the background; with a
+// caller-driven Client they run inside the run() that starts them. run() may be called from
+// several threads.
 #pragma once
 
 #include "libsplit/export.h"

@@ -338,7 +338,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
   im.maybe_probe();
   const bool connected = im.client && im.client->connected() && im.mapped;
   int pick;
-  double local_us = 0;
+  double local_us = 0, remote_estimate_us = 0;
   std::string risk;
   {
     std::lock_guard<std::mutex> lock(st.mu);
@@ -382,6 +382,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
       }
     }
     st.cands[size_t(pick)].last_run = Clock::now();
+    remote_estimate_us = ev[size_t(pick)].latency_us;
     if (detail::logger()->should_log(spdlog::level::debug)) {
       std::string line;
       for (size_t i = 0; i < ev.size(); ++i)
@@ -402,11 +403,14 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
     if (!risk.empty()) ++st.fallbacks[risk];
     return inf;
   }
-  // Leave the local model time to answer if the remote one does not.
+  // Leave the local model time to answer if the remote one does not, but give the remote at
+  // least three times its estimate (or the whole budget): a local model slower than the
+  // deadline cannot rescue it, and a remote that takes three times its estimate is in trouble.
   uint32_t remote_ms = budget_ms;
   if (im.local_index >= 0) {
     const double reserve_ms = 1.5 * local_us / 1000.0 + 1.0;
-    remote_ms = uint32_t(std::max(1.0, budget_ms - reserve_ms));
+    const double floor_ms = std::min<double>(budget_ms, 3.0 * remote_estimate_us / 1000.0 + 1.0);
+    remote_ms = uint32_t(std::max(floor_ms, budget_ms - reserve_ms));
   }
   auto inf = session->run(pixels, cand.strategy, top_k, remote_ms);
   if (inf.ok()) {
