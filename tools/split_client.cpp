@@ -298,10 +298,13 @@ int main(int argc, char** argv) {
   if (labels && labels->count() < n)
     return fail(labels_path + ": has " + std::to_string(labels->count()) + " labels for " + std::to_string(n) + " inputs");
 
+  auto run_one = [&](const Tensor& pixels) {
+    return dyn ? dyn->run(pixels, top_k) : (*session)->run(pixels, *strategy, top_k);
+  };
   for (int64_t i = 0; i < std::min(warmup, n); ++i) {
     auto pixels = (*source)->get(i);
     if (!pixels.ok()) continue;
-    auto r = dyn ? dyn->run(*pixels, top_k) : (*session)->run(*pixels, *strategy, top_k);
+    auto r = run_one(*pixels);
     if (!r.ok() && !quiet) std::fprintf(stderr, "split-client: warm-up %s: %s\n", (*source)->name(i).c_str(), r.status().to_string().c_str());
   }
   std::map<std::string, uint64_t> warm_counts;
@@ -321,7 +324,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "split-client: %s: %s\n", (*source)->name(i).c_str(), pixels.status().to_string().c_str());
       continue;
     }
-    auto r = dyn ? dyn->run(*pixels, top_k) : (*session)->run(*pixels, *strategy, top_k);
+    auto r = run_one(*pixels);
     if (!r.ok()) {
       ++failures;
       ++errors[libsplit::status_code_name(r.status().code())];

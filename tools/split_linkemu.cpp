@@ -12,6 +12,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "stop_signals.h"
+
 #include "libsplit/log.h"
 #include "linkemu/linkemu.h"
 
@@ -19,15 +21,6 @@ namespace le = libsplit::linkemu;
 
 namespace {
 
-int wait_for_signal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
-}
 
 // Parses `value` of `flag` (when given) into *out; prints the error and returns false if bad.
 template <typename T, typename Parse>
@@ -66,12 +59,7 @@ std::string join(const std::vector<std::string>& words) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Block the stop signals in every thread; main waits for them with sigwait.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  libsplit::tools::block_stop_signals();  // in every thread; main waits for them below
 
   le::Options o;
   o.listen = "127.0.0.1:7071";
@@ -190,7 +178,7 @@ int main(int argc, char** argv) {
     }).detach();
   }
 
-  const int sig = wait_for_signal();
+  const int sig = libsplit::tools::wait_for_stop_signal();
   proxy->stop();
   const auto s = proxy->stats();
   std::fprintf(stderr, "split-linkemu: signal %d, stopped after %llu connections (%llu bytes up, %llu bytes down)\n",

@@ -7,28 +7,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include "stop_signals.h"
+
 #include "libsplit/log.h"
 #include "libsplit/server.h"
 
-namespace {
-int wait_for_signal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
-}
-}  // namespace
 
 int main(int argc, char** argv) {
-  // Block the stop signals in every thread; main waits for them with sigwait.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  libsplit::tools::block_stop_signals();  // in every thread; main waits for them below
 
   libsplit::ServerOptions o;
   uint32_t drain_grace_ms = 30000;
@@ -88,7 +74,7 @@ int main(int argc, char** argv) {
   }
   std::printf("split-server: listening on port %u\n", unsigned((*server)->port()));
   std::fflush(stdout);
-  const int sig = wait_for_signal();
+  const int sig = libsplit::tools::wait_for_stop_signal();
   std::fprintf(stderr, "split-server: signal %d, draining (grace %u ms)\n", sig, drain_grace_ms);
   const auto drained = (*server)->drain(drain_grace_ms);
   if (!drained.ok()) std::fprintf(stderr, "split-server: %s\n", drained.to_string().c_str());

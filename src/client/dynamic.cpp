@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "libsplit/codec.h"
 #include "libsplit/preprocess.h"
+#include "protocol/frames.h"
 
 namespace libsplit {
 
@@ -59,6 +60,13 @@ double us_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::micro>(b - a).count();
 }
 
+// The whole request frame that carries `t`.
+size_t request_bytes(const EncodedTensor& t) {
+  protocol::Request r;
+  r.tensor = t;
+  return protocol::request_frame_size(r);
+}
+
 struct Candidate {
   std::string name;
   Strategy strategy;
@@ -93,6 +101,12 @@ struct DynamicState {
   std::map<std::string, uint64_t> counts, fallbacks;
 
   explicit DynamicState(const DynamicOptions& o) : opt(o), link(o.smoothing) {}
+  // Candidate c as the cost model sees it now (mu held).
+  dynamic::Cost cost(const Candidate& c, bool remote_available) const {
+    return {c.remote, !c.remote || remote_available, c.device_us, c.bytes,
+            c.tail_known ? c.tail_us : edge_ratio * c.device_tail_us, c.link_factor};
+  }
+  dynamic::Link link_now() const { return {link.rate_bps(), link.rtt_us(), queue_us}; }
   double ewma(double old, double v) const { return (1 - opt.smoothing) * old + opt.smoothing * v; }
 };
 
@@ -272,7 +286,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     c.strategy.split = i;
     c.remote = true;
     c.device_us = *head + *encode_us;
-    c.bytes = double(enc.payload.size() + 40 + 4 * enc.shape.size() + 5 * enc.scales.size());
+    c.bytes = double(request_bytes(enc));
     c.device_tail_us = std::max(full_us - *head, 0.0);
     st.cands.push_back(c);
   }
@@ -289,7 +303,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       if (!encode_us.ok()) continue;  // e.g. png of a 4-channel input
       c.remote = true;
       c.device_us = *encode_us;
-      c.bytes = double(enc.payload.size() + 40 + 4 * enc.shape.size());
+      c.bytes = double(request_bytes(enc));
       c.device_tail_us = full_us;
       st.cands.push_back(c);
     }
@@ -342,19 +356,10 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
   std::string risk;
   {
     std::lock_guard<std::mutex> lock(st.mu);
-    std::vector<dynamic::Cost> costs(st.cands.size());
     const bool overloaded = Clock::now() < st.overload_until;
-    for (size_t i = 0; i < st.cands.size(); ++i) {
-      const auto& c = st.cands[i];
-      auto& k = costs[i];
-      k.remote = c.remote;
-      k.available = !c.remote || (connected && !overloaded);
-      k.device_us = c.device_us;
-      k.bytes = c.bytes;
-      k.tail_us = c.tail_known ? c.tail_us : st.edge_ratio * c.device_tail_us;
-      k.link_factor = c.link_factor;
-    }
-    dynamic::Link link{st.link.rate_bps(), st.link.rtt_us(), st.queue_us};
+    std::vector<dynamic::Cost> costs;
+    for (const auto& c : st.cands) costs.push_back(st.cost(c, connected && !overloaded));
+    const dynamic::Link link = st.link_now();
     std::vector<dynamic::Evaluation> ev;
     pick = dynamic::choose(costs, link, st.opt, st.current, &ev);
     if (pick < 0) return detail::unavailable("dynamic: no candidate is available (server unreachable and no local model)");
@@ -454,11 +459,10 @@ std::vector<CandidateEstimate> DynamicSession::estimates() const {
   auto& st = *im.state;
   const bool connected = im.client && im.client->connected() && im.mapped;
   std::lock_guard<std::mutex> lock(st.mu);
-  dynamic::Link link{st.link.rate_bps(), st.link.rtt_us(), st.queue_us};
+  const dynamic::Link link = st.link_now();
   std::vector<CandidateEstimate> out;
   for (const auto& c : st.cands) {
-    dynamic::Cost k{c.remote, !c.remote || connected, c.device_us, c.bytes,
-                    c.tail_known ? c.tail_us : st.edge_ratio * c.device_tail_us, c.link_factor};
+    const dynamic::Cost k = st.cost(c, connected);
     const auto e = dynamic::evaluate(k, link, st.opt);
     out.push_back({c.name, k.available, k.device_us, c.remote ? k.bytes : 0.0, c.remote ? k.tail_us : 0.0,
                    e.latency_us, e.energy_j});

@@ -38,22 +38,23 @@ int paeth(int a, int b, int c) {
   return pb <= pc ? b : c;
 }
 
+// The prediction of filter `f` for byte i of a row (`row`'s bytes before i already final; `prev`
+// the row above, null for the first), bpp bytes per pixel.
+int predict(int f, const uint8_t* row, const uint8_t* prev, size_t i, size_t bpp) {
+  const int a = i >= bpp ? row[i - bpp] : 0;
+  const int b = prev ? prev[i] : 0;
+  switch (f) {
+    case 1: return a;
+    case 2: return b;
+    case 3: return (a + b) / 2;
+    case 4: return paeth(a, b, prev && i >= bpp ? prev[i - bpp] : 0);
+    default: return 0;
+  }
+}
+
 // Filters one row of `n` bytes (bpp bytes per pixel) with filter `f` into out.
 void filter_row(int f, const uint8_t* row, const uint8_t* prev, size_t n, int bpp, uint8_t* out) {
-  for (size_t i = 0; i < n; ++i) {
-    const int a = i >= size_t(bpp) ? row[i - size_t(bpp)] : 0;
-    const int b = prev ? prev[i] : 0;
-    const int c = prev && i >= size_t(bpp) ? prev[i - size_t(bpp)] : 0;
-    int pred = 0;
-    switch (f) {
-      case 1: pred = a; break;
-      case 2: pred = b; break;
-      case 3: pred = (a + b) / 2; break;
-      case 4: pred = paeth(a, b, c); break;
-      default: break;
-    }
-    out[i] = uint8_t(row[i] - pred);
-  }
+  for (size_t i = 0; i < n; ++i) out[i] = uint8_t(row[i] - predict(f, row, prev, i, size_t(bpp)));
 }
 
 Status fail(const std::string& what) { return detail::invalid_argument("codec png: ", what); }
@@ -175,20 +176,7 @@ Status decode(const uint8_t* data, size_t size, int channels, int height, int wi
     ++src;
     uint8_t* row = &rows[y * row_bytes];
     const uint8_t* prev = y ? &rows[(y - 1) * row_bytes] : nullptr;
-    for (size_t i = 0; i < row_bytes; ++i) {
-      const int a = i >= bpp ? row[i - bpp] : 0;
-      const int b = prev ? prev[i] : 0;
-      const int c = prev && i >= bpp ? prev[i - bpp] : 0;
-      int pred = 0;
-      switch (f) {
-        case 1: pred = a; break;
-        case 2: pred = b; break;
-        case 3: pred = (a + b) / 2; break;
-        case 4: pred = paeth(a, b, c); break;
-        default: break;
-      }
-      row[i] = uint8_t(src[i] + pred);
-    }
+    for (size_t i = 0; i < row_bytes; ++i) row[i] = uint8_t(src[i] + predict(f, row, prev, i, bpp));
   }
   const size_t plane = size_t(width) * size_t(height);
   for (size_t y = 0; y < size_t(height); ++y)
