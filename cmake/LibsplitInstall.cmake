@@ -16,7 +16,7 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/libsplitConfigVersion.cma
 install(FILES ${PROJECT_BINARY_DIR}/libsplitConfig.cmake ${PROJECT_BINARY_DIR}/libsplitConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/libsplit)
 if(LIBSPLIT_BUILD_TOOLS)
-  install(TARGETS split-client RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(TARGETS split-client split-plan RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   if(LIBSPLIT_WITH_SERVER)
     install(TARGETS split-server RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
   endif()

@@ -138,6 +138,18 @@ int fail(const std::string& msg) {
 
 }  // namespace
 
+// "a,b,,c" -> {"a", "b", "c"}
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  for (size_t a = 0; a < text.size();) {
+    size_t b = text.find(',', a);
+    if (b == std::string::npos) b = text.size();
+    if (b > a) out.push_back(text.substr(a, b - a));
+    a = b + 1;
+  }
+  return out;
+}
+
 int main(int argc, char** argv) {
   std::string server = "127.0.0.1:7070", bundle_dir, split = "", input, labels_path, json_path, log_level = "warn";
   std::string device = "cpu", codec;
@@ -150,7 +162,7 @@ int main(int argc, char** argv) {
   app.add_option("--bundle", bundle_dir, "Bundle directory (manifest.json + TorchScript files)")->required();
   app.add_option("--split", split,
                  "Split id from the manifest, 'local' (whole model here), 'offload' (raw input to the server), "
-                 "'offload-png' (the input as a lossless PNG) or 'dynamic' (chosen per request from the measured "
+                 "'offload-png' (the input as a lossless PNG), a local model id of the manifest (e.g. pruned50) or 'dynamic' (chosen per request from the measured "
                  "link and server); default: the manifest's default_split");
   std::string policy = "latency", power, only;
   double latency_bound_ms = 0, hysteresis = 0.10;
@@ -164,7 +176,14 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0.0, 0.99));
   app.add_option("--probe-idle-ms", probe_idle_ms, "dynamic: probe the link after this long without a remote answer")
       ->capture_default_str();
-  app.add_option("--only", only, "dynamic: comma-separated candidates to consider (local, offload, offload-png, split ids)");
+  app.add_option("--only", only, "dynamic: comma-separated candidates to consider (local, offload, offload-png, split ids, "
+                                 "local model ids)");
+  std::string local_models, plan_file;
+  app.add_option("--local-models", local_models,
+                 "dynamic: comma-separated local models of the bundle (e.g. pruned50) to consider besides the full one");
+  app.add_option("--plan", plan_file,
+                 "dynamic: a split-plan --json file; its recommended local model joins the candidates")
+      ->check(CLI::ExistingFile);
   app.add_option("--codec", codec,
                  "Bottleneck codec instead of the split's manifest codec: f32, f16, q8, q4, q2, q8c, q4c, q2c, "
                  "q8rans, q8zstd or s8rans (q8rans/s8rans need the split's entropy tables in the bundle)");
@@ -220,15 +239,18 @@ int main(int argc, char** argv) {
     dopt.hysteresis = hysteresis;
     dopt.probe_idle_ms = probe_idle_ms;
     dopt.default_deadline_ms = deadline_ms;
-    for (size_t a = 0; a < only.size();) {
-      size_t b = only.find(',', a);
-      if (b == std::string::npos) b = only.size();
-      if (b > a) dopt.only.push_back(only.substr(a, b - a));
-      a = b + 1;
+    dopt.only = split_list(only);
+    dopt.local_models = split_list(local_models);
+    if (!plan_file.empty()) {
+      auto model = libsplit::plan::read_recommended_local_model(plan_file);
+      if (!model.ok()) return fail("--plan: " + model.status().to_string());
+      if (!model->empty() && std::find(dopt.local_models.begin(), dopt.local_models.end(), *model) == dopt.local_models.end())
+        dopt.local_models.push_back(*model);
     }
     if (!codec.empty()) return fail("--codec applies to a fixed split, not to dynamic");
-  } else if (!only.empty() || policy != "latency" || !power.empty() || latency_bound_ms > 0) {
-    return fail("--policy, --power-profile, --latency-bound-ms and --only apply to --split dynamic");
+  } else if (!only.empty() || policy != "latency" || !power.empty() || latency_bound_ms > 0 || !local_models.empty() ||
+             !plan_file.empty()) {
+    return fail("--policy, --power-profile, --latency-bound-ms, --only, --local-models and --plan apply to --split dynamic");
   }
   auto strategy = dynamic ? Result<libsplit::Strategy>(libsplit::Strategy{}) : libsplit::Strategy::parse(split, *manifest);
   if (!strategy.ok()) return fail(strategy.status().to_string());
@@ -246,6 +268,7 @@ int main(int argc, char** argv) {
   bo.intra_op_threads = threads;
   bo.load_full = dynamic || strategy->kind == libsplit::Strategy::Kind::kLocal;
   bo.load_heads = dynamic || strategy->kind == libsplit::Strategy::Kind::kSplit;
+  bo.load_local = dynamic || strategy->local >= 0;
   auto bundle = libsplit::Bundle::open(bundle_dir, bo);
   if (!bundle.ok()) return fail(bundle.status().to_string());
   const auto& m = (*bundle)->manifest();

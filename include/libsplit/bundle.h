@@ -39,6 +39,18 @@ struct SplitSpec {
   double accuracy_codec = -1;  // top-1 % with `codec`
 };
 
+// A model that runs whole on the device besides the full one, e.g. a channel-pruned teacher
+// (manifest "local" array).
+struct LocalSpec {
+  std::string id;    // unique among splits and local models, e.g. "pruned50"
+  std::string kind;  // "pruned"
+  std::string file;  // relative to the bundle directory; same input and output as the full model
+  double ratio = -1;     // the fraction of the full model's multiply-adds it was pruned to
+  int64_t params = -1;   // parameters (-1 = not recorded)
+  int64_t macs = -1;     // multiply-adds of one forward pass (-1 = not recorded)
+  double accuracy = -1;  // top-1 % on the bundle's test set (-1 = not measured)
+};
+
 struct Manifest {
   int format_version = kManifestFormatVersion;
   std::string name;
@@ -49,11 +61,16 @@ struct Manifest {
   std::string full;                  // file of the whole model
   std::vector<int64_t> output_shape;  // e.g. [1, 10]
   double accuracy_full = -1;
+  int64_t params_full = -1;  // "complexity" of the full model (-1 = not recorded)
+  int64_t macs_full = -1;
   std::vector<SplitSpec> splits;
+  std::vector<LocalSpec> local;  // optional further on-device models
   std::string default_split;  // optional: the split a client uses when told none ("" = first)
 
   // Index of the split with this id, or -1.
   int find_split(const std::string& id) const;
+  // Index of the local model with this id, or -1.
+  int find_local(const std::string& id) const;
 };
 
 // Parses and validates manifest text; `origin` names the file in error messages.
@@ -66,6 +83,7 @@ struct BundleOptions {
   bool load_full = true;       // load the full model file
   bool load_heads = true;      // load every split's head
   bool load_tails = true;      // load every split's tail
+  bool load_local = true;      // load every local model (manifest "local")
   int warmup_runs = 2;         // forward passes per loaded model at open (0..100); they also
                                // check the output shapes against the manifest
   int intra_op_threads = 0;    // > 0 sets LibTorch's (process-wide) intra-op thread count
@@ -90,6 +108,8 @@ class Bundle {
   Result<Tensor> run_head(size_t split, const Tensor& input) const;
   Result<Tensor> run_tail(size_t split, const Tensor& bottleneck) const;
   Result<Tensor> run_full(const Tensor& input) const;
+  // Local model `index` of manifest().local; same input and output as run_full.
+  Result<Tensor> run_local(size_t index, const Tensor& input) const;
 
   // The split's entropy tables (its manifest's "tables" file), or nullptr if it has none.
   const EntropyTables* tables(size_t split) const;

@@ -6,12 +6,12 @@
 // link's round trip and uplink rate (from the requests' own round trips and from small and padded
 // pings when the link has been idle), and the server's queue wait and tail time from every reply.
 // The latency estimate of a candidate is head + encode + bytes / rate + round trip + queue + tail
-// (local: the full model's time); the choice keeps the current candidate unless another is
+// (local models: their whole forward pass); the choice keeps the current candidate unless another is
 // cheaper by the hysteresis fraction.
 //
 // Nothing is lost: when the chosen remote candidate fails (server unreachable or gone, draining,
 // overloaded, or no answer before the remote share of the deadline), the same input runs on the
-// local full model and that answer is returned, once. The Client reconnects in the background.
+// local full model (or, without it, the first local model) and that answer is returned, once. The Client reconnects in the background.
 //
 // A DynamicSession borrows a Bundle opened with its full model and heads, and optionally a Client
 // (ClientOptions::start_offline for a device that starts without its edge); both must outlive
@@ -71,16 +71,20 @@ struct DynamicOptions {
   uint32_t default_deadline_ms = 5000;  // used when run() is given deadline_ms = 0
   bool allow_local = true;
   bool allow_offload = true;
-  // A subset of candidate names to consider ("local", "offload", "offload-png", split ids);
-  // empty = all.
+  // A subset of candidate names to consider ("local", "offload", "offload-png", split ids, local
+  // model ids); empty = all but the local models below.
   std::vector<std::string> only;
+  // Local models of the bundle (its manifest's "local" array, e.g. the pruned model split-plan
+  // recommends) to consider besides the full one; they must be loaded. A local model named in
+  // `only` is considered too.
+  std::vector<std::string> local_models;
 };
 
 // A candidate's current estimate (for logs and tests).
 struct CandidateEstimate {
   std::string name;
   bool available = false;  // remote candidates: connected, served, not in an overload back-off
-  double device_us = 0;    // head + encode (local: the full model)
+  double device_us = 0;    // head + encode (local candidates: the whole model)
   double bytes = 0;        // request frame bytes (0 for local)
   double tail_us = 0;      // the server's tail estimate (0 for local)
   double latency_us = 0;   // estimated end to end

@@ -5,6 +5,7 @@
 #include "libsplit/codec.h"
 #include "libsplit/dynamic.h"
 #include "libsplit/log.h"
+#include "libsplit/plan.h"
 #include "libsplit/preprocess.h"
 #include "libsplit/server.h"
 #include "libsplit/session.h"

@@ -27,17 +27,19 @@ struct Strategy {
   // kSplit: a codec name (see codec.h) instead of the split's manifest codec; kOffload: "png"
   // (lossless PNG) or "" (raw pixels).
   std::string codec;
+  int local = -1;  // kLocal: -1 = the full model, else an index into the manifest's local models
 
-  // "local", "offload" (raw pixels), "offload-png" or a split id of `manifest`.
+  // "local" (the full model), a local model id (e.g. "pruned50"), "offload" (raw pixels),
+  // "offload-png" or a split id of `manifest`.
   static Result<Strategy> parse(const std::string& name, const Manifest& manifest);
   std::string name(const Manifest& manifest) const;
 };
 
 struct Inference {
   std::vector<ClassScore> top;  // best first
-  std::string strategy;         // "local", "offload", "offload-png" or the split id
+  std::string strategy;         // "local", a local model id, "offload", "offload-png" or the split id
   std::string fallback;         // dynamic: why the chosen remote candidate fell back to local
-  // Stage times in microseconds. head: on-device head (or the full model for local);
+  // Stage times in microseconds. head: on-device head (or the whole model for local ones);
   // encode: codec; network: round trip minus the server's queue and tail time;
   // tail: as the server reported it (its queue wait in server_queue_us); total: end to end.
   double head_us = 0, encode_us = 0, network_us = 0, server_queue_us = 0, tail_us = 0, total_us = 0;

@@ -269,6 +269,29 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       }
     }
   }
+  // Further local models (e.g. pruned): by name only, since they trade accuracy for speed.
+  std::vector<std::string> local_ids = o.local_models;
+  for (const auto& name : o.only)
+    if (m.find_local(name) >= 0 && std::find(local_ids.begin(), local_ids.end(), name) == local_ids.end())
+      local_ids.push_back(name);
+  for (const auto& id : local_ids) {
+    const int l = m.find_local(id);
+    if (l < 0) {
+      std::string ids;
+      for (const auto& spec : m.local) ids += (ids.empty() ? "" : ", ") + spec.id;
+      return detail::not_found("dynamic: bundle ", m.name, " has no local model \"", id, "\" (it has: ",
+                               ids.empty() ? "none" : ids, ")");
+    }
+    if (!o.allow_local || !wanted(id)) continue;
+    auto t = time_runs([&]() -> Status { return bundle->run_local(size_t(l), x).status(); });
+    if (!t.ok()) return Status(t.status().code(), "dynamic: local model " + id + ": " + t.status().message());
+    Candidate c;
+    c.name = id;
+    c.strategy.local = l;
+    c.device_us = *t;
+    if (impl->local_index < 0) impl->local_index = int(st.cands.size());
+    st.cands.push_back(c);
+  }
   for (size_t i = 0; i < m.splits.size(); ++i) {
     if (!wanted(m.splits[i].id)) continue;
     Result<Tensor> z = Status();

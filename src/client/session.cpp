@@ -36,11 +36,16 @@ Result<Strategy> Strategy::parse(const std::string& name, const Manifest& m) {
     if (name == "offload-png") s.codec = "png";
     return s;
   }
+  if (const int l = m.find_local(name); l >= 0) {
+    s.local = l;
+    return s;
+  }
   const int i = m.find_split(name);
   if (i < 0) {
     std::string ids;
+    for (const auto& l : m.local) ids += ", " + l.id;
     for (const auto& sp : m.splits) ids += ", " + sp.id;
-    return detail::not_found("unknown split \"", name, "\" in bundle ", m.name, "; choose one of local, offload, offload-png", ids);
+    return detail::not_found("unknown strategy \"", name, "\" in bundle ", m.name, "; choose one of local, offload, offload-png", ids);
   }
   s.kind = Kind::kSplit;
   s.split = size_t(i);
@@ -49,7 +54,7 @@ Result<Strategy> Strategy::parse(const std::string& name, const Manifest& m) {
 
 std::string Strategy::name(const Manifest& m) const {
   switch (kind) {
-    case Kind::kLocal: return "local";
+    case Kind::kLocal: return local < 0 ? "local" : size_t(local) < m.local.size() ? m.local[size_t(local)].id : "?";
     case Kind::kOffload: return codec == "png" ? "offload-png" : "offload";
     case Kind::kSplit: return split < m.splits.size() ? m.splits[split].id : "?";
   }
@@ -102,7 +107,7 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
   LIBSPLIT_RETURN_IF_ERROR(normalize_input(m.input, &x));
   if (st.kind == Strategy::Kind::kLocal) {
     auto t = Clock::now();
-    auto out = bundle_->run_full(x);
+    auto out = st.local < 0 ? bundle_->run_full(x) : bundle_->run_local(size_t(st.local), x);
     if (!out.ok()) return out.status();
     inf.head_us = us_since(t);
     inf.top = top_k(*out, k);

@@ -19,6 +19,7 @@ struct Bundle::Impl {
   Manifest manifest;
   torch::Device device{torch::kCPU};
   std::optional<torch::jit::Module> full;
+  std::vector<std::optional<torch::jit::Module>> local;  // manifest "local", when loaded
   std::vector<std::optional<torch::jit::Module>> heads, tails;
   std::vector<std::shared_ptr<const EntropyTables>> tables;  // per split, null without a file
 };
@@ -127,6 +128,15 @@ Result<std::unique_ptr<Bundle>> Bundle::open(const std::string& dir, const Bundl
                                      o.warmup_runs));
     impl->full = std::move(*full);
   }
+  impl->local.resize(man.local.size());
+  for (size_t i = 0; o.load_local && i < man.local.size(); ++i) {
+    const auto& l = man.local[i];
+    auto model = load_module(dir, l.file, cat("local[", i, "].file"), dev);
+    if (!model.ok()) return model.status();
+    LIBSPLIT_RETURN_IF_ERROR(warm_up(*model, man.input.shape, man.output_shape, dir + "/" + l.file, "output.shape", dev,
+                                     o.warmup_runs));
+    impl->local[i] = std::move(*model);
+  }
   impl->heads.resize(man.splits.size());
   impl->tails.resize(man.splits.size());
   impl->tables.resize(man.splits.size());
@@ -194,16 +204,29 @@ Result<Tensor> Bundle::run_tail(size_t split, const Tensor& z) const {
   return from_torch(*out);
 }
 
-Result<Tensor> Bundle::run_full(const Tensor& input) const {
-  const auto& man = impl_->manifest;
-  if (!impl_->full) return detail::failed_precondition("the full model was not loaded");
+namespace {
+Result<Tensor> run_whole(const torch::jit::Module& m, const Manifest& man, const torch::Device& device,
+                         const std::string& file, const Tensor& input) {
   auto expected = man.input.shape;
   if (!input.shape.empty()) expected[0] = input.shape[0];
-  LIBSPLIT_RETURN_IF_ERROR(check_shape("full model input", expected, input.shape));
-  if (int64_t(input.data.size()) != input.numel()) return invalid_argument("full model input: data size mismatch");
-  auto out = forward(*impl_->full, to_torch(input, impl_->device), man.full);
+  LIBSPLIT_RETURN_IF_ERROR(check_shape(file + " input", expected, input.shape));
+  if (int64_t(input.data.size()) != input.numel()) return invalid_argument(file, " input: data size mismatch");
+  auto out = forward(m, to_torch(input, device), file);
   if (!out.ok()) return out.status();
   return from_torch(*out);
+}
+}  // namespace
+
+Result<Tensor> Bundle::run_full(const Tensor& input) const {
+  if (!impl_->full) return detail::failed_precondition("the full model was not loaded");
+  return run_whole(*impl_->full, impl_->manifest, impl_->device, impl_->manifest.full, input);
+}
+
+Result<Tensor> Bundle::run_local(size_t index, const Tensor& input) const {
+  const auto& man = impl_->manifest;
+  if (index >= man.local.size()) return invalid_argument("local model index ", index, " out of range (", man.local.size(), " local models)");
+  if (!impl_->local[index]) return detail::failed_precondition("local model ", man.local[index].id, " was not loaded");
+  return run_whole(*impl_->local[index], man, impl_->device, man.local[index].file, input);
 }
 
 }  // namespace libsplit

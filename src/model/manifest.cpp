@@ -51,6 +51,14 @@ class Fields {
     *out = v->get<double>();
     return {};
   }
+  // An optional non-negative integer.
+  Status count(const std::string& f, int64_t* out) const {
+    const json* v = get(f);
+    if (!v) return Status();
+    if (!v->is_number_integer() || v->get<int64_t>() < 0) return err(f, "a non-negative integer", v);
+    *out = v->get<int64_t>();
+    return Status();
+  }
   Status shape(const std::string& f, std::vector<int64_t>* out) const {
     const json* v = get(f);
     if (!v || !v->is_array() || v->empty() || v->size() > 8)
@@ -99,6 +107,12 @@ Status check_file_name(const Fields& f, const std::string& field, const std::str
 int Manifest::find_split(const std::string& id) const {
   for (size_t i = 0; i < splits.size(); ++i)
     if (splits[i].id == id) return int(i);
+  return -1;
+}
+
+int Manifest::find_local(const std::string& id) const {
+  for (size_t i = 0; i < local.size(); ++i)
+    if (local[i].id == id) return int(i);
   return -1;
 }
 
@@ -171,6 +185,13 @@ Result<Manifest> parse_manifest(const std::string& text, const std::string& orig
     LIBSPLIT_RETURN_IF_ERROR(Fields(*acc, origin, "accuracy").number("full", &m.accuracy_full, false));
   }
 
+  if (const json* cx = top.get("complexity")) {
+    if (!cx->is_object()) return top.err("complexity", "an object", cx);
+    Fields cf(*cx, origin, "complexity");
+    LIBSPLIT_RETURN_IF_ERROR(cf.count("params", &m.params_full));
+    LIBSPLIT_RETURN_IF_ERROR(cf.count("macs", &m.macs_full));
+  }
+
   const json* splits = top.get("splits");
   if (!splits || !splits->is_array()) return top.err("splits", "an array", splits);
   std::set<std::string> ids;
@@ -236,6 +257,38 @@ Result<Manifest> parse_manifest(const std::string& text, const std::string& orig
       LIBSPLIT_RETURN_IF_ERROR(af.number("codec", &s.accuracy_codec, false));
     }
     m.splits.push_back(std::move(s));
+  }
+  if (const json* local = top.get("local")) {
+    if (!local->is_array()) return top.err("local", "an array", local);
+    for (size_t i = 0; i < local->size(); ++i) {
+      const json& lj = (*local)[i];
+      const std::string path = cat("local[", i, "]");
+      if (!lj.is_object()) return top.err(path, "an object", &lj);
+      Fields f(lj, origin, path);
+      LocalSpec l;
+      LIBSPLIT_RETURN_IF_ERROR(f.str("id", &l.id));
+      if (l.id == "local" || l.id == "offload" || l.id == "offload-png" || l.id == "dynamic") {
+        json v = l.id;
+        return f.err("id", "an id other than the reserved local/offload/offload-png/dynamic", &v);
+      }
+      if (!ids.insert(l.id).second) {
+        json v = l.id;
+        return f.err("id", "an id used by no split and no other local model", &v);
+      }
+      LIBSPLIT_RETURN_IF_ERROR(f.str("kind", &l.kind));
+      if (l.kind != "pruned") {
+        json v = l.kind;
+        return f.err("kind", "\"pruned\"", &v);
+      }
+      LIBSPLIT_RETURN_IF_ERROR(f.str("file", &l.file));
+      LIBSPLIT_RETURN_IF_ERROR(check_file_name(f, "file", l.file));
+      LIBSPLIT_RETURN_IF_ERROR(f.number("ratio", &l.ratio, false));
+      if (f.get("ratio") && !(l.ratio > 0 && l.ratio <= 1)) return f.err("ratio", "a number in (0, 1]", f.get("ratio"));
+      LIBSPLIT_RETURN_IF_ERROR(f.count("params", &l.params));
+      LIBSPLIT_RETURN_IF_ERROR(f.count("macs", &l.macs));
+      LIBSPLIT_RETURN_IF_ERROR(f.number("accuracy", &l.accuracy, false));
+      m.local.push_back(std::move(l));
+    }
   }
   LIBSPLIT_RETURN_IF_ERROR(top.str("default_split", &m.default_split, /*required=*/false));
   if (!m.default_split.empty() && m.find_split(m.default_split) < 0) {

@@ -184,6 +184,7 @@ Status ServerState::load_models() {
   BundleOptions bo;
   bo.device = opt.device;
   bo.load_heads = false;
+  bo.load_local = false;  // on-device models only
   bo.intra_op_threads = opt.torch_threads;
   for (const auto& b : bundle_dirs) {
     auto bundle = Bundle::open(b, bo);

@@ -16,11 +16,12 @@ from torch import nn
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride=1):
+    def __init__(self, cin, cout, stride=1, mid=None):
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        mid = cout if mid is None else mid  # a pruned block has fewer inner channels
+        self.conv1 = nn.Conv2d(cin, mid, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = nn.Sequential()
@@ -35,19 +36,27 @@ class BasicBlock(nn.Module):
 
 
 class Teacher(nn.Module):
-    """ResNet-style CNN for 1x28x28 inputs; each stage is a named child so splits can name it."""
+    """ResNet-style CNN for 1x28x28 inputs; each stage is a named child so splits can name it.
+
+    `channels` sets the width of every channel group (see CHANNELS): a channel-pruned teacher is
+    the same network with fewer channels. Groups tied by an identity shortcut share one entry:
+    "a" is the stem's output and layer1's output (layer1 adds its input to its output).
+    """
 
     STAGES = ["stem", "layer1", "layer2", "layer3", "pool", "fc"]
+    CHANNELS = {"a": 32, "l1mid": 32, "l2mid": 64, "b": 64, "l3mid": 128, "c": 128}
 
-    def __init__(self, num_classes=10):
+    def __init__(self, num_classes=10, channels=None):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32),
+        ch = dict(self.CHANNELS, **(channels or {}))
+        self.channels = ch
+        self.stem = nn.Sequential(nn.Conv2d(1, ch["a"], 3, 1, 1, bias=False), nn.BatchNorm2d(ch["a"]),
                                   nn.ReLU(inplace=True))
-        self.layer1 = BasicBlock(32, 32)
-        self.layer2 = BasicBlock(32, 64, 2)
-        self.layer3 = BasicBlock(64, 128, 2)
+        self.layer1 = BasicBlock(ch["a"], ch["a"], 1, ch["l1mid"])
+        self.layer2 = BasicBlock(ch["a"], ch["b"], 2, ch["l2mid"])
+        self.layer3 = BasicBlock(ch["b"], ch["c"], 2, ch["l3mid"])
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.fc = nn.Linear(128, num_classes)
+        self.fc = nn.Linear(ch["c"], num_classes)
 
     def forward(self, x):
         for name in self.STAGES:
