@@ -68,41 +68,11 @@ if [[ ,$BUNDLES, == *,resnet50,* ]]; then
   BDIR[resnet50]=$MODELS/resnet50 INPUT[resnet50]=$IMAGES LABELS[resnet50]="" COUNT[resnet50]=$NI
 fi
 
-pids=()
-CG=""
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  [[ -n $CG && -d $CG ]] && rmdir "$CG" 2>/dev/null || true
-}
-trap cleanup EXIT
-exec {srv}< <(exec "$BIN/split-server" --models "$MODELS" --listen 127.0.0.1:0 --threads 1 \
-  --torch-threads "$EDGE_THREADS" --log-level warn)
-pids+=("$!")
-read -r -t 300 line <&"$srv" || { echo "dynamic_sweep: split-server did not start" >&2; exit 1; }
-SERVER_PORT=${line##* }
-half_us=$((RTT_MS * 500))
-exec {emu}< <(exec "$BIN/split-linkemu" --listen 127.0.0.1:0 --target "127.0.0.1:$SERVER_PORT" \
-  --delay "${half_us}us" --control 127.0.0.1:0 --log-level error)
-pids+=("$!")
-EMU_PORT="" CTL_PORT=""
-while [[ -z $CTL_PORT ]] && read -r -t 30 line <&"$emu"; do
-  [[ $line =~ listening\ on\ .*\(port\ ([0-9]+)\) ]] && EMU_PORT=${BASH_REMATCH[1]}
-  [[ $line =~ control\ on\ .*\(port\ ([0-9]+)\) ]] && CTL_PORT=${BASH_REMATCH[1]}
-done
-[[ -n $CTL_PORT ]] || { echo "dynamic_sweep: split-linkemu did not start" >&2; exit 1; }
-
-DEVICE="unconfined (not root: no CPU quota)"
-run=()
-if [[ $(id -u) -eq 0 && -w /sys/fs/cgroup/cpu ]]; then
-  CG=/sys/fs/cgroup/cpu/libsplit-bench-$$
-  mkdir "$CG"
-  echo 10000 > "$CG/cpu.cfs_period_us"
-  quota_us=$(/usr/bin/python3 -c "print(int(round($QUOTA * 10000)))")
-  echo "$quota_us" > "$CG/cpu.cfs_quota_us"
-  DEVICE="CPU quota $QUOTA of one core (cgroup v1, ${quota_us}/10000 us), 1 LibTorch thread"
-  run=(bash -c 'echo $$ > "$0/tasks"; exec "$@"' "$CG")
-fi
+source benchmarks/common.sh
+bench_start_server "$MODELS" 1 "$EDGE_THREADS"
+bench_start_linkemu "$SERVER_PORT" "$RTT_MS"
+bench_device_quota "$QUOTA"
+run=("${DEVICE_RUN[@]}")
 echo "device: $DEVICE; edge: split-server, $EDGE_THREADS LibTorch threads; link: split-linkemu, ${RTT_MS} ms round trip"
 cat > "$OUT/environment.json" <<JSON
 {"commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)", "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')",

@@ -49,6 +49,15 @@ TEST(Bundles, EveryCommittedBundleLoadsAndMatchesItsManifest) {
       ASSERT_TRUE(y.ok()) << y.status().to_string();
       EXPECT_EQ(y->shape, m.output_shape);
     }
+    for (size_t i = 0; i < m.local.size(); ++i) {
+      SCOPED_TRACE(m.local[i].id);
+      EXPECT_GE(m.local[i].accuracy, 0) << "accuracy measured at export is recorded";
+      EXPECT_GT(m.local[i].macs, 0);
+      EXPECT_LT(m.local[i].macs, m.macs_full) << "a pruned model does less work than the full one";
+      auto y = (*b)->run_local(i, x);
+      ASSERT_TRUE(y.ok()) << y.status().to_string();
+      EXPECT_EQ(y->shape, m.output_shape);
+    }
     // Wrong input shapes are errors, not crashes.
     libsplit::Tensor bad{{1, 1, 27, 27}, std::vector<float>(27 * 27)};
     auto r = (*b)->run_head(0, bad);
@@ -117,6 +126,25 @@ TEST_F(BrokenBundle, CorruptTorchScriptIsNamed) {
   auto st = open();
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find(tail), std::string::npos) << st.message();
+}
+
+TEST_F(BrokenBundle, MissingLocalModelIsNamedUnlessNotLoaded) {
+  manifest_["local"] = nlohmann::json::parse(R"([{"id": "pruned9", "kind": "pruned", "file": "pruned9.pt"}])");
+  write_manifest();
+  auto st = open();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), libsplit::StatusCode::kNotFound);
+  EXPECT_NE(st.message().find("pruned9.pt"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("local[0].file"), std::string::npos) << st.message();
+  libsplit::BundleOptions o;
+  o.load_local = false;  // as the server opens bundles
+  auto b = libsplit::Bundle::open(dir_.string(), o);
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  libsplit::Tensor x{(*b)->manifest().input.shape, std::vector<float>(28 * 28, 0.f)};
+  auto r = (*b)->run_local(0, x);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), libsplit::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE((*b)->run_local(1, x).ok());
 }
 
 TEST_F(BrokenBundle, OutputShapeDisagreement) {

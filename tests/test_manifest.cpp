@@ -83,8 +83,41 @@ INSTANTIATE_TEST_SUITE_P(
         Broken{"split_reserved", [](json& j) { j["splits"][0]["id"] = "local"; }, {"splits[0].id", "local"}},
         Broken{"split_head_missing", [](json& j) { j["splits"][0].erase("head"); }, {"splits[0].head"}},
         Broken{"default_split", [](json& j) { j["default_split"] = "bf9"; }, {"default_split", "bf9"}},
-        Broken{"weights", [](json& j) { j["weights"] = "pretrained"; }, {"weights", "pretrained"}}),
+        Broken{"weights", [](json& j) { j["weights"] = "pretrained"; }, {"weights", "pretrained"}},
+        Broken{"local_not_array", [](json& j) { j["local"] = "pruned50.pt"; }, {"\"local\"", "an array"}},
+        Broken{"local_kind", [](json& j) { j["local"] = json::parse(R"([{"id": "p", "kind": "distilled", "file": "p.pt"}])"); },
+               {"local[0].kind", "distilled"}},
+        Broken{"local_id_of_a_split", [](json& j) { j["local"] = json::parse(R"([{"id": "bf2", "kind": "pruned", "file": "p.pt"}])"); },
+               {"local[0].id", "bf2"}},
+        Broken{"local_reserved", [](json& j) { j["local"] = json::parse(R"([{"id": "offload", "kind": "pruned", "file": "p.pt"}])"); },
+               {"local[0].id", "offload"}},
+        Broken{"local_file_path", [](json& j) { j["local"] = json::parse(R"([{"id": "p", "kind": "pruned", "file": "/etc/p.pt"}])"); },
+               {"local[0].file", "/etc/p.pt"}},
+        Broken{"local_ratio", [](json& j) { j["local"] = json::parse(R"([{"id": "p", "kind": "pruned", "file": "p.pt", "ratio": 1.5}])"); },
+               {"local[0].ratio", "1.5"}},
+        Broken{"local_macs", [](json& j) { j["local"] = json::parse(R"([{"id": "p", "kind": "pruned", "file": "p.pt", "macs": -3}])"); },
+               {"local[0].macs", "-3"}},
+        Broken{"complexity_params", [](json& j) { j["complexity"] = json::parse(R"({"params": 1.5})"); },
+               {"complexity.params", "1.5"}}),
     [](const auto& info) { return info.param.name; });
+
+TEST(Manifest, ParsesLocalModelsAndComplexity) {
+  json j = valid();
+  j["complexity"] = {{"params", 1000}, {"macs", 50000}};
+  j["local"] = json::parse(R"([{"id": "pruned50", "kind": "pruned", "file": "pruned50.pt", "ratio": 0.5,
+                                "params": 400, "macs": 24000, "accuracy": 90.5}])");
+  auto m = libsplit::parse_manifest(j.dump(), "x/manifest.json");
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(m->params_full, 1000);
+  EXPECT_EQ(m->macs_full, 50000);
+  ASSERT_EQ(m->local.size(), 1u);
+  EXPECT_EQ(m->local[0].file, "pruned50.pt");
+  EXPECT_DOUBLE_EQ(m->local[0].ratio, 0.5);
+  EXPECT_EQ(m->local[0].macs, 24000);
+  EXPECT_DOUBLE_EQ(m->local[0].accuracy, 90.5);
+  EXPECT_EQ(m->find_local("pruned50"), 0);
+  EXPECT_EQ(m->find_local("bf2"), -1);
+}
 
 TEST(Manifest, NotJson) {
   auto m = libsplit::parse_manifest("{\"name\": ", "a/manifest.json");

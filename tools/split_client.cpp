@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -117,7 +118,7 @@ class InputSource {
 };
 
 struct Percentiles {
-  double p50 = 0, p90 = 0, p99 = 0, max = 0;
+  double p50 = 0, p90 = 0, p99 = 0, max = 0, mean = 0;
 };
 Percentiles percentiles(std::vector<double> v) {
   Percentiles p;
@@ -128,6 +129,7 @@ Percentiles percentiles(std::vector<double> v) {
   p.p90 = at(0.90);
   p.p99 = at(0.99);
   p.max = v.back();
+  for (double x : v) p.mean += x / double(v.size());
   return p;
 }
 
@@ -194,6 +196,11 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "Run the first N inputs before measuring; they are not counted (--limit includes them)")
       ->capture_default_str()->check(CLI::Range(int64_t(0), int64_t(1000000)));
   app.add_option("--json", json_path, "Write the summary as JSON to this file");
+  double rate_hz = 0;
+  app.add_option("--rate", rate_hz,
+                 "Start measured requests at this many per second (one at a time: a request that takes longer "
+                 "delays the next); default: each as soon as the previous answered")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--top-k", top_k, "Classes to return per input")->capture_default_str()->check(CLI::Range(1, 255));
   app.add_option("--deadline-ms", deadline_ms, "Deadline of each request")->capture_default_str();
   app.add_option("--threads", threads, "LibTorch intra-op threads on the device")->capture_default_str()->check(CLI::Range(1, 256));
@@ -336,11 +343,15 @@ int main(int argc, char** argv) {
     warm_counts = dyn->counts();
     warm_fallbacks = dyn->fallbacks();
   }
-  std::vector<double> head, encode, network, tail, total;
+  std::vector<double> head, encode, network, queue, tail, total;
   int64_t ok = 0, failures = 0, correct = 0;
-  size_t wire_bytes = 0, payload_bytes = 0;
+  size_t wire_bytes = 0, payload_bytes = 0, response_bytes = 0;
   std::map<std::string, int64_t> errors;
+  const auto paced_from = std::chrono::steady_clock::now();
   for (int64_t i = std::min(warmup, n); i < n; ++i) {
+    if (rate_hz > 0)  // the request process itself: start i at its slot
+      std::this_thread::sleep_until(paced_from + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                     std::chrono::duration<double>(double(i - std::min(warmup, n)) / rate_hz)));
     auto pixels = (*source)->get(i);
     if (!pixels.ok()) {
       ++failures;
@@ -358,10 +369,12 @@ int main(int argc, char** argv) {
     head.push_back(r->head_us / 1000);
     encode.push_back(r->encode_us / 1000);
     network.push_back(r->network_us / 1000);
+    queue.push_back(r->server_queue_us / 1000);
     tail.push_back(r->tail_us / 1000);
     total.push_back(r->total_us / 1000);
     wire_bytes += r->request_bytes;
     payload_bytes += r->payload_bytes;
+    response_bytes += r->response_bytes;
     const uint32_t pred = r->top.empty() ? 0 : r->top[0].index;
     int label = -1;
     if (labels) {
@@ -381,8 +394,8 @@ int main(int argc, char** argv) {
   const std::string codec_used = dynamic || strategy->kind != libsplit::Strategy::Kind::kSplit ? ""
                                  : codec.empty() ? libsplit::codec_name(m.splits[strategy->split].codec)
                                                  : codec;
-  const auto ph = percentiles(head), pe = percentiles(encode), pn = percentiles(network), pt = percentiles(tail),
-             pa = percentiles(total);
+  const auto ph = percentiles(head), pe = percentiles(encode), pn = percentiles(network), pq = percentiles(queue),
+             pt = percentiles(tail), pa = percentiles(total);
   const double accuracy = ok ? 100.0 * double(correct) / double(ok) : 0.0;
   const double wire_per = ok ? double(wire_bytes) / double(ok) : 0.0;
   const double payload_per = ok ? double(payload_bytes) / double(ok) : 0.0;
@@ -421,7 +434,8 @@ int main(int argc, char** argv) {
     if (!f) return fail(json_path + ": cannot write");
     auto jp = [](const Percentiles& p) {
       char b[200];
-      std::snprintf(b, sizeof b, "{\"p50\": %.4f, \"p90\": %.4f, \"p99\": %.4f, \"max\": %.4f}", p.p50, p.p90, p.p99, p.max);
+      std::snprintf(b, sizeof b, "{\"p50\": %.4f, \"p90\": %.4f, \"p99\": %.4f, \"max\": %.4f, \"mean\": %.4f}", p.p50,
+                    p.p90, p.p99, p.max, p.mean);
       return std::string(b);
     };
     f << "{\n  \"bundle\": \"" << m.name << "\",\n  \"version\": \"" << m.version << "\",\n  \"strategy\": \"" << split
@@ -437,8 +451,9 @@ int main(int argc, char** argv) {
         << jmap(fallbacks) << ",\n";
     }
     f << "  \"wire_bytes_per_request\": " << wire_per << ",\n  \"payload_bytes_per_request\": " << payload_per
-      << ",\n  \"latency_ms\": {\n    \"head\": " << jp(ph) << ",\n    \"encode\": " << jp(pe) << ",\n    \"network\": "
-      << jp(pn) << ",\n    \"tail\": " << jp(pt) << ",\n    \"total\": " << jp(pa) << "\n  }\n}\n";
+      << ",\n  \"response_bytes_per_request\": " << (ok ? double(response_bytes) / double(ok) : 0.0)
+      << ",\n  \"rate_hz\": " << rate_hz << ",\n  \"latency_ms\": {\n    \"head\": " << jp(ph) << ",\n    \"encode\": "
+      << jp(pe) << ",\n    \"network\": " << jp(pn) << ",\n    \"queue\": " << jp(pq) << ",\n    \"tail\": " << jp(pt) << ",\n    \"total\": " << jp(pa) << "\n  }\n}\n";
   }
   return failures == 0 ? 0 : 3;
 }

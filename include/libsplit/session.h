@@ -45,6 +45,7 @@ struct Inference {
   double head_us = 0, encode_us = 0, network_us = 0, server_queue_us = 0, tail_us = 0, total_us = 0;
   size_t request_bytes = 0;   // whole request frame, header included (0 for local)
   size_t payload_bytes = 0;   // encoded tensor bytes alone
+  size_t response_bytes = 0;  // whole reply frame (0 for local)
 };
 
 class SplitSession {

@@ -19,6 +19,7 @@ Result<Inference> finish_remote(Result<Reply> r, Clock::time_point t0, Inference
   if (!r.ok()) return r.status();
   inf->top = std::move(r->top);
   inf->request_bytes = r->request_bytes;
+  inf->response_bytes = r->response_bytes;
   inf->server_queue_us = r->server_queue_us;
   inf->tail_us = r->server_tail_us;
   inf->network_us = double(r->round_trip_us) - r->server_queue_us - r->server_tail_us;
