@@ -2,7 +2,7 @@
 // Sends each input of an IDX file (raw pixels, to the full model: the heaviest request a server
 // takes) at exponentially distributed intervals (fixed seed) over one connection, for a duration
 // or until SIGINT/SIGTERM, then prints a JSON summary: requests sent, answered, rejected, the
-// achieved rate, and the server's queue wait and tail time (mean and p50, ms).
+// achieved arrival rate (sent over the arrival window), and the server's queue wait and tail time (mean and p50, ms).
 //   bench-load --server HOST:PORT --bundle DIR --input IDX --rate HZ [--duration-s S (10)]
 //              [--seed N (1)] [--max-in-flight N (256)] [--json PATH]
 #include <signal.h>
@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
   int in_flight = 0;
   uint64_t sent = 0, answered = 0, rejected = 0, skipped = 0;
   std::vector<double> queue_ms, tail_ms;
+  if (inputs.empty()) return std::fprintf(stderr, "bench-load: %s: no records\n", input.c_str()), 1;
   libsplit::ClientOptions co;
   co.server = server;
   co.model = manifest->name;
@@ -132,7 +133,8 @@ int main(int argc, char** argv) {
     }
     next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng)));
   }
-  const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+  // The arrival window: until the duration ended or the signal came.
+  const double elapsed = std::chrono::duration<double>(std::min(Clock::now(), end) - t0).count();
   {
     std::unique_lock<std::mutex> lock(mu);
     cv.wait_for(lock, std::chrono::seconds(15), [&] { return in_flight == 0; });
@@ -144,7 +146,7 @@ int main(int argc, char** argv) {
                 "\"skipped\": %llu, \"achieved_hz\": %.3f, \"queue_ms\": {\"mean\": %.4f, \"p50\": %.4f}, "
                 "\"tail_ms\": {\"mean\": %.4f, \"p50\": %.4f}}\n",
                 rate, elapsed, (unsigned long long)sent, (unsigned long long)answered, (unsigned long long)rejected,
-                (unsigned long long)skipped, double(answered) / elapsed, mean(queue_ms), median(queue_ms), mean(tail_ms),
+                (unsigned long long)skipped, double(sent) / elapsed, mean(queue_ms), median(queue_ms), mean(tail_ms),
                 median(tail_ms));
   std::fputs(buf, stdout);
   if (!json_path.empty()) {

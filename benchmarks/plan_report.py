@@ -79,6 +79,8 @@ def measured_cost(opt, prof, run, s, bg_util):
     infer, remote = opt["infer"], opt["infer"] in ("edge", "split")
     bits_j = s["energy_per_bit_nj"] * 1e-9 * 8.0
     lat_s = run["latency_ms"]["total"]["mean"] / 1000.0
+    # The device's compute: the model or head and the codec (offload: encoding the pixels, as
+    # measured; the planner counts none).
     device_s = (run["latency_ms"]["head"]["mean"] + run["latency_ms"]["encode"]["mean"]) / 1000.0
     if remote:
         edge_s = run["latency_ms"]["tail"]["mean"] / 1000.0
@@ -122,11 +124,10 @@ def measured_cost(opt, prof, run, s, bg_util):
         nbytes += rb / k
     feasible, why = True, ""
     congestion = 1.0 / (1.0 - rho) if rho < 1 else float("inf")
-    cost = device_j + (s["edge_price"] * edge_j * congestion if edge_j > 0 else 0.0)
-    uses_edge = remote or opt["prune"] == "edge" or opt["finetune"] == "edge"
+    cost = device_j + (s["edge_price"] * edge_j * congestion if edge_j > 0 and s["edge_price"] > 0 else 0.0)
     if s["private_data"] and opt["finetune"] == "edge":
         feasible, why = False, "private"
-    elif rho >= 1 and uses_edge:
+    elif rho >= 1 and remote:
         feasible, why = False, "saturated"
     elif s["latency_bound_ms"] > 0 and lat_s * 1000.0 > s["latency_bound_ms"]:
         feasible, why = False, f"latency {lat_s * 1000:.1f} ms"
@@ -178,6 +179,8 @@ def report(args):
                      "accuracy_floor": s["accuracy_floor"], "planned": rec, "measured_best": best,
                      "match": rec == best, "regret": round(regret, 3),
                      "edge_pipeline_over_device_pruned": round(ratio, 2)})
+        for m in measured:  # JSON has no infinity: a saturated edge's cost is null
+            m["cost"] = m["cost"] if m["cost"] != float("inf") else None
         with open(os.path.join(d, "measured.json"), "w") as f:
             json.dump({"background_hz": bg_hz, "background_tail_ms": bg_tail, "background_util": bg_util,
                        "options": measured}, f, indent=2)

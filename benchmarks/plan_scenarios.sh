@@ -53,11 +53,12 @@ run_options() {  # DIR RATE_HZ: every option, paced, JSON per option
   for o in $OPTIONS; do
     "${DEVICE_RUN[@]}" "$BIN/split-client" --server "127.0.0.1:$EMU_PORT" --bundle "$BUNDLE" --split "$o" \
       --input "$IMAGES" --labels "$LABELS" --warmup 5 --limit $((N + 5)) --threads 1 --top-k 1 --rate "$2" \
-      --log-level error --quiet --json "$dir/$o.json" > "$dir/$o.txt" 2>&1 || echo "   $o FAILED (see $dir/$o.txt)"
+      --log-level error --quiet --json "$dir/$o.json" < /dev/null > "$dir/$o.txt" 2>&1 || echo "   $o FAILED (see $dir/$o.txt)"
   done
 }
 
 echo "== profiling on an idle edge (link unshaped)"
+rm -rf "$OUT/profile/runs" "$OUT/scenarios"
 "$BIN/split-linkemu" --send "127.0.0.1:$CTL_PORT" "set both rate=0" > /dev/null
 run_options "$OUT/profile/runs" 0
 echo "   fine-tuning and pruning on the device (quota) and on the edge"
@@ -79,13 +80,13 @@ JSON
 while read -r name load k mbps private bound floor; do
   [[ -z $name || $name == \#* ]] && continue
   d=$OUT/scenarios/$name
-  mkdir -p "$d"
+  rm -rf "$d" && mkdir -p "$d"  # nothing of an earlier run may be taken for this one's
   flags=(--link-mbps "$mbps" --rtt-ms "$RTT_MS" --edge-load "$load" --edge-workers 1 --request-rate "$RATE_HZ"
          --inferences-per-round "$k" --finetune-bytes "$FT_BYTES" --latency-bound-ms "$bound" --accuracy-floor "$floor")
   [[ $private == yes ]] && flags+=(--private)
   echo "== $name: edge load $load, $k inferences per round, $mbps Mbit/s, private $private, bound $bound ms, floor $floor"
   "$BIN/split-plan" --profiles "$OUT/profiles.json" "${flags[@]}" --json "$d/plan.json" > "$d/plan.txt" || true
-  grep '^recommended' "$d/plan.txt" | sed 's/^/   /'
+  grep '^recommended' "$d/plan.txt" | sed 's/^/   /' || echo "   split-plan failed: $(cat "$d/plan.txt")"
   "$BIN/split-linkemu" --send "127.0.0.1:$CTL_PORT" "set both rate=${mbps}mbit" > /dev/null
   load_pid=""
   if /usr/bin/python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)" "$load"; then
@@ -99,6 +100,7 @@ while read -r name load k mbps private bound floor; do
   if [[ -n $load_pid ]]; then
     kill -TERM "$load_pid" 2>/dev/null || true
     wait "$load_pid" 2>/dev/null || true
+    unset 'BENCH_PIDS[-1]'  # reaped: its id must not be signalled again at exit
   fi
   printf '%s\n' "${flags[@]}" > "$d/flags.txt"
 done < "$SCEN"

@@ -13,7 +13,7 @@ DATA=${LIBSPLIT_FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
 rm -rf "$WORK" && mkdir -p "$WORK"
 PY=/usr/bin/python3
 
-ids=$($PY -c "import json,sys; print(' '.join(l['id'] for l in json.load(open(sys.argv[1]))['local']))" "$BUNDLE/manifest.json")
+ids=$($PY -c "import json,sys; print(' '.join(l['id'] for l in json.load(open(sys.argv[1])).get('local', [])))" "$BUNDLE/manifest.json")
 [[ -n $ids ]] || { echo "FAIL: $BUNDLE has no local models"; exit 1; }
 for id in $ids; do
   "$BIN/split-client" --bundle "$BUNDLE" --split "$id" --input "$DATA/t10k-images-idx3-ubyte.gz" \

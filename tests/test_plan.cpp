@@ -1,6 +1,7 @@
 // The deployment planner against hand-computed costs, its constraints, and its JSON.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -204,6 +205,12 @@ TEST(Plan, LatencyBoundAccuracyFloorAndSaturation) {
   EXPECT_FALSE(edge->feasible);
   EXPECT_NE(edge->why.find("edge saturated"), std::string::npos) << edge->why;
   EXPECT_TRUE(find(*p, "full finetune@device infer@device")->feasible);
+  // A free edge (price 0) that is saturated: the cost stays a number, the option infeasible.
+  s.edge_price = 0;
+  p = make_plan(models(), s);
+  ASSERT_TRUE(p.ok());
+  for (const auto& e : p->options) EXPECT_FALSE(std::isnan(e.cost)) << e.placement.name();
+  EXPECT_FALSE(find(*p, "full finetune@device infer@edge")->feasible);
 }
 
 TEST(Plan, HigherEdgeLoadAndMoreRequestsFavourThePrunedDevicePipeline) {
@@ -258,6 +265,13 @@ TEST(Plan, ProfilesJsonAndRecommendationRoundTrip) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("device_ms"), std::string::npos);
   EXPECT_FALSE(parse_profiles("[1, 2", "p.json").ok());
+  bad = parse_profiles(R"({"models": [{"name": "x", "kind": null, "device_ms": 1}]})", "p.json");
+  ASSERT_FALSE(bad.ok());  // an error, not an exception
+  EXPECT_NE(bad.status().message().find("kind"), std::string::npos);
+  bad = parse_profiles(R"({"models": [{"name": "x", "kind": "full", "device_ms": 1, "edge_ms": 1, "accuracy": 150}]})",
+                       "p.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("accuracy"), std::string::npos);
 
   auto ok = parse_profiles(R"({"models": [
       {"name": "full", "kind": "full", "accuracy": 93, "device_ms": 20, "edge_ms": 5, "request_bytes": 1000},

@@ -7,7 +7,7 @@ distillation, and adds them to the bundle as local candidates (run with /usr/bin
 
 The teacher is read from the bundle's full model. A ratio is the fraction of the teacher's
 multiply-adds a pruned model keeps (0.5 = half); every channel group keeps the same fraction of
-its channels, chosen so the multiply-adds come closest to the ratio, and the channels with the
+its channels, the largest whose multiply-adds stay at or below the ratio, and the channels with the
 lowest BN-folded filter L1 norm go (see libsplit_tools/prune.py).
 Fine-tuning, all ratios at once (they share each batch's teacher forward pass): SGD momentum 0.9,
 lr --lr with cosine decay, weight decay 5e-4, random crop (pad 2) + horizontal flip,
@@ -169,10 +169,14 @@ def main():
         sys.exit(1)
     for tmp, path in written:
         os.replace(tmp, path)
+    taken = {sp["id"] for sp in manifest.get("splits", [])} | {"local", "offload", "offload-png", "dynamic"}
+    for e in entries:
+        if e["id"] in taken:
+            sys.exit(f"prune_fmnist: id {e['id']} is already a split id or a reserved name")
     manifest["complexity"] = {"params": t_params, "macs": t_macs}
     ids = {e["id"] for e in entries}
     manifest["local"] = [e for e in manifest.get("local", []) if e.get("id") not in ids] + entries
-    manifest["local"].sort(key=lambda e: -e["macs"])
+    manifest["local"].sort(key=lambda e: -e.get("macs", 0))
     bundle.write_manifest(args.bundle, manifest)
     log(f"wrote {len(entries)} local candidates to {manifest_path}")
 

@@ -273,9 +273,12 @@ int main(int argc, char** argv) {
   bo.device = device;
   bo.load_tails = false;
   bo.intra_op_threads = threads;
-  bo.load_full = dynamic || strategy->kind == libsplit::Strategy::Kind::kLocal;
+  bool dynamic_local = false;  // dynamic with local models among its candidates
+  for (const auto& id : dopt.local_models) dynamic_local |= manifest->find_local(id) >= 0;
+  for (const auto& id : dopt.only) dynamic_local |= manifest->find_local(id) >= 0;
+  bo.load_full = dynamic || (strategy->kind == libsplit::Strategy::Kind::kLocal && strategy->local < 0);
   bo.load_heads = dynamic || strategy->kind == libsplit::Strategy::Kind::kSplit;
-  bo.load_local = dynamic || strategy->local >= 0;
+  bo.load_local = dynamic_local || strategy->local >= 0;
   auto bundle = libsplit::Bundle::open(bundle_dir, bo);
   if (!bundle.ok()) return fail(bundle.status().to_string());
   const auto& m = (*bundle)->manifest();
@@ -347,11 +350,14 @@ int main(int argc, char** argv) {
   int64_t ok = 0, failures = 0, correct = 0;
   size_t wire_bytes = 0, payload_bytes = 0, response_bytes = 0;
   std::map<std::string, int64_t> errors;
-  const auto paced_from = std::chrono::steady_clock::now();
+  auto next_start = std::chrono::steady_clock::now();
   for (int64_t i = std::min(warmup, n); i < n; ++i) {
-    if (rate_hz > 0)  // the request process itself: start i at its slot
-      std::this_thread::sleep_until(paced_from + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                     std::chrono::duration<double>(double(i - std::min(warmup, n)) / rate_hz)));
+    if (rate_hz > 0) {  // the request process itself: one interval after the previous start, or now if later
+      const auto now = std::chrono::steady_clock::now();
+      if (next_start > now) std::this_thread::sleep_until(next_start);
+      next_start = std::max(now, next_start) + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                   std::chrono::duration<double>(1.0 / rate_hz));
+    }
     auto pixels = (*source)->get(i);
     if (!pixels.ok()) {
       ++failures;

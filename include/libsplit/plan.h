@@ -16,10 +16,12 @@
 //
 // Per inference:
 //   latency  device:  device_ms
-//            edge:    request bytes / rate + rtt + edge response (edge_ms / (1 - rho))
-//            split:   head_ms + bottleneck bytes / rate + rtt + edge response (tail_ms / (1 - rho))
-//   rho      edge utilisation = edge_load + request_rate * edge_ms / edge_workers (M/M/1 per worker);
-//            rho >= 1 makes every option that uses the edge per request infeasible
+//            edge:    (request + reply bytes) / rate + rtt + edge response (edge_ms / (1 - rho))
+//            split:   head_ms + (bottleneck request + reply bytes) / rate + rtt + edge response
+//                     (tail_ms / (1 - rho))
+//   rho      edge utilisation = edge_load + request_rate * edge_ms / edge_workers (M/M/1 per worker;
+//            the device's own requests count only when they go to the edge); rho >= 1 makes the
+//            options that infer on the edge infeasible (edge_load < 1 keeps round work possible)
 //   device energy = compute_w * device compute + energy_per_bit * bits sent and received
 //                   + idle_w * time waiting for the edge
 //   edge energy   = edge_w * edge busy time
@@ -27,9 +29,10 @@
 // The edge's energy is priced by its congestion: at utilisation rho a unit of work delays the
 // edge's other tenants by 1 / (1 - rho), which is what a loaded edge costs its operator. Round
 // work on the edge (pruning, fine-tuning) is priced the same way.
-// Costs are in joules (energy-equivalent). A placement is feasible when its latency is within
-// latency_bound_ms (when set), its model's accuracy at least accuracy_floor (when set), no data
-// leaves the device when private_data is set, and the edge is not saturated.
+// Costs are in joules (energy-equivalent); +infinity when the edge is saturated. A placement is
+// feasible when no data leaves the device while private_data is set, the edge it infers on is
+// not saturated, its latency is within latency_bound_ms (when set) and its model's accuracy is
+// at least accuracy_floor (when set); Estimate::why names the first of these it breaks.
 //
 // The profiles are measurements: inference times from split-client runs (split-client --json)
 // on the device and on the edge, fine-tuning and pruning times from tools/profile_finetune.py,

@@ -282,7 +282,9 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       return detail::not_found("dynamic: bundle ", m.name, " has no local model \"", id, "\" (it has: ",
                                ids.empty() ? "none" : ids, ")");
     }
-    if (!o.allow_local || !wanted(id)) continue;
+    // Named in local_models: a candidate even when `only` lists others (local_models is the
+    // explicit request); named only in `only`: already wanted.
+    if (!o.allow_local) continue;
     auto t = time_runs([&]() -> Status { return bundle->run_local(size_t(l), x).status(); });
     if (!t.ok()) return Status(t.status().code(), "dynamic: local model " + id + ": " + t.status().message());
     Candidate c;

@@ -77,6 +77,8 @@ Status validate(const std::vector<ModelProfile>& models, const Scenario& s) {
     for (size_t j = 0; j < i; ++j)
       if (models[j].name == m.name) return invalid_argument(where, ": name used twice");
     if (m.kind == ModelProfile::Kind::kFull) ++full;
+    if (!std::isfinite(m.accuracy) || m.accuracy > 100)
+      return invalid_argument(where, ": accuracy must be a top-1 % (<= 100; negative = unknown), got ", m.accuracy);
     const double fields[] = {m.device_ms, m.edge_ms, m.request_bytes, m.reply_bytes, m.device_finetune_ms,
                              m.edge_finetune_ms, m.device_prune_ms, m.edge_prune_ms, m.weight_bytes, m.head_bytes,
                              m.tail_bytes};
@@ -147,14 +149,14 @@ Estimate estimate(const ModelProfile& m, const Placement& p, const Scenario& s) 
   e.device_energy_j = device_j;
   e.edge_energy_j = edge_j;
   e.bytes = bytes;
-  e.cost = device_j + s.edge_price * edge_j * congestion;
-  if (edge_j == 0) e.cost = device_j;  // no edge work: its congestion does not matter
+  e.cost = device_j;
+  if (edge_j > 0 && s.edge_price > 0) e.cost += s.edge_price * edge_j * congestion;  // no edge work: no congestion
 
   // Constraints, the first one broken.
   if (s.private_data && p.finetune == Site::kEdge) {
     e.feasible = false;
     e.why = "private data: fine-tuning on the edge would upload it";
-  } else if (rho >= 1 && (remote || p.prune == Site::kEdge || p.finetune == Site::kEdge)) {
+  } else if (rho >= 1 && remote) {
     e.feasible = false;
     e.why = detail::cat("edge saturated (utilisation ", std::round(rho * 100) / 100, ")");
   } else if (s.latency_bound_ms > 0 && e.latency_ms > s.latency_bound_ms) {
@@ -199,7 +201,7 @@ Result<Plan> make_plan(const std::vector<ModelProfile>& models, const Scenario& 
   }
   std::stable_sort(plan.options.begin(), plan.options.end(), [](const Estimate& a, const Estimate& b) {
     if (a.feasible != b.feasible) return a.feasible;
-    return a.cost < b.cost;
+    return a.cost < b.cost;  // costs are finite or +infinity (a saturated edge), never NaN
   });
   if (!plan.options.empty() && plan.options[0].feasible) plan.recommended = 0;
   return plan;
@@ -230,7 +232,7 @@ Result<std::vector<ModelProfile>> parse_profiles(const std::string& text, const 
     ModelProfile m;
     if (!mj.contains("name") || !mj["name"].is_string()) return invalid_argument(where, ".name: expected a string");
     m.name = mj["name"].get<std::string>();
-    const std::string kind = mj.value("kind", std::string());
+    const std::string kind = mj.contains("kind") && mj["kind"].is_string() ? mj["kind"].get<std::string>() : "";
     if (kind == "full") m.kind = ModelProfile::Kind::kFull;
     else if (kind == "pruned") m.kind = ModelProfile::Kind::kPruned;
     else if (kind == "split") m.kind = ModelProfile::Kind::kSplit;

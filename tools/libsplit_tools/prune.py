@@ -105,6 +105,9 @@ def keep_fraction_for(target_macs_ratio, input_shape=(1, 1, 28, 28)):
             lo = mid
         else:
             hi = mid
+    if lo == 0.0:
+        raise ValueError(f"no network of at least 4 channels per group has {target_macs_ratio} of the "
+                         f"teacher's multiply-adds or fewer")
     return lo
 
 
