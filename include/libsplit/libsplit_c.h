@@ -94,8 +94,8 @@ LIBSPLIT_API void ls_session_destroy(ls_session* session);
 
 /* One inference on 8-bit pixels (height x width x channels, row-major, interleaved channels,
  * in the bundle's channel order). strategy: a split id, "local", a local model id (e.g.
- * "pruned50"), "offload", or NULL for the bundle's default split. Writes the best min(k, classes) classes, best first, to top[0..] and
- * their number to *count; timings may be NULL. deadline_ms 0 = 5000. */
+ * "pruned50"), "offload", or NULL for the bundle's default split. Writes the best min(k, classes)
+ * classes, best first, to top[0..] and their number to *count; timings may be NULL. deadline_ms 0 = 5000. */
 LIBSPLIT_API ls_status ls_session_run(ls_session* session, const char* strategy, const uint8_t* pixels, uint32_t height,
                                       uint32_t width, uint32_t channels, uint32_t deadline_ms, ls_class_score* top,
                                       size_t k, size_t* count, ls_timings* timings);
