@@ -2,7 +2,9 @@
 // 8-bit quantization -> tail on 1,000 test images; local and offload equal the full model.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -460,6 +462,154 @@ TEST(Client, UnreachableServerIsAnErrorValue) {
   EXPECT_EQ(c.status().code(), libsplit::StatusCode::kInvalidArgument);
 }
 
+// Requests sent asynchronously on `clients`; waits (bounded) for every answer.
+struct Sent {
+  std::unique_ptr<libsplit::Client> client;
+  uint16_t split = 0;
+};
+std::vector<libsplit::Result<libsplit::Reply>> send_all(std::vector<Sent>& clients,
+                                                        const std::vector<libsplit::EncodedTensor>& tensors,
+                                                        const std::vector<uint32_t>& deadlines_ms, int top_k) {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t answered = 0;
+  std::vector<libsplit::Result<libsplit::Reply>> out(tensors.size(), libsplit::Status());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    auto& c = clients[i % clients.size()];
+    c.client->infer_async(c.split, tensors[i], top_k, deadlines_ms[i], [&, i](libsplit::Result<libsplit::Reply> r) {
+      std::lock_guard<std::mutex> lock(mu);
+      out[i] = std::move(r);
+      ++answered;
+      cv.notify_one();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answered == tensors.size(); }));
+  return out;
+}
+
+std::vector<Sent> connect_clients(const libsplit::Server& server, const std::string& model, const std::string& split,
+                                  int n) {
+  std::vector<Sent> clients;
+  for (int i = 0; i < n; ++i) {
+    libsplit::ClientOptions co;
+    co.server = "127.0.0.1:" + std::to_string(server.port());
+    co.model = model;
+    auto c = libsplit::Client::connect(co);
+    EXPECT_TRUE(c.ok()) << c.status().to_string();
+    if (!c.ok()) return {};
+    const int index = (*c)->find_split(split);
+    EXPECT_GE(index, 0);
+    clients.push_back({std::move(*c), uint16_t(index)});
+  }
+  return clients;
+}
+
+// Dynamic batching: requests of three devices are run together, and each answer equals what
+// the tail gives that request alone (in process, batch of one).
+TEST_F(EndToEnd, BatchedAnswersEqualUnbatched) {
+  libsplit::ServerOptions so;
+  so.workers = 1;
+  so.max_batch = 8;
+  so.batch_delay_us = 300000;
+  auto server = start_server(so);
+  ASSERT_TRUE(server);
+  const auto& m = bundle_->manifest();
+  for (size_t s = 0; s < m.splits.size(); ++s) {
+    constexpr int kN = 24;
+    std::vector<libsplit::EncodedTensor> enc(kN);
+    std::vector<libsplit::Tensor> want(kN);
+    for (int i = 0; i < kN; ++i) {
+      auto x = pixels(int(s) * kN + i);
+      ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
+      auto z = bundle_->run_head(s, x);
+      ASSERT_TRUE(z.ok());
+      ASSERT_TRUE(libsplit::encode(*z, m.splits[s].codec, &enc[size_t(i)], bundle_->tables(s)).ok());
+      libsplit::Tensor zq;
+      ASSERT_TRUE(libsplit::decode(enc[size_t(i)], &zq, bundle_->tables(s)).ok());
+      auto y = bundle_->run_tail(s, zq);
+      ASSERT_TRUE(y.ok());
+      want[size_t(i)] = *y;
+    }
+    const auto before = server->stats();
+    auto clients = connect_clients(*server, m.name, m.splits[s].id, 3);
+    ASSERT_EQ(clients.size(), 3u);
+    auto got = send_all(clients, enc, std::vector<uint32_t>(kN, 30000), /*top_k=*/0);
+    for (int i = 0; i < kN; ++i) {
+      ASSERT_TRUE(got[size_t(i)].ok()) << got[size_t(i)].status().to_string();
+      const auto& y = got[size_t(i)]->output;
+      ASSERT_EQ(y.shape, want[size_t(i)].shape);
+      float worst = 0;
+      for (size_t k = 0; k < y.data.size(); ++k) worst = std::max(worst, std::abs(y.data[k] - want[size_t(i)].data[k]));
+      // A batched convolution may sum in another order: equal to float rounding, same class.
+      EXPECT_LE(worst, 1e-4f) << "split " << m.splits[s].id << " request " << i;
+      EXPECT_EQ(argmax(y), argmax(want[size_t(i)]));
+    }
+    const auto after = server->stats();
+    EXPECT_EQ(after.forward_requests - before.forward_requests, uint64_t(kN));
+    EXPECT_LT(after.forwards - before.forwards, uint64_t(kN)) << "no two requests were batched";
+  }
+}
+
+// With a long batch delay the one worker holds its batch open, so admission is exact: a queue of
+// Q takes Q requests of a burst and answers the rest "resource exhausted" at once.
+TEST(Admission, ExactRejectionsOverAQueueOfQ) {
+  libsplit::ServerOptions so;
+  so.workers = 1;
+  so.max_queue_per_model = 4;
+  so.max_batch = 64;
+  so.batch_delay_us = 1000000;
+  auto server = start_server(so);
+  ASSERT_TRUE(server);
+  const auto b = constant_image_bottleneck(0.25f);
+  auto clients = connect_clients(*server, b.model, b.split_id, 2);
+  ASSERT_EQ(clients.size(), 2u);
+  constexpr int kBurst = 10;
+  auto got = send_all(clients, std::vector<libsplit::EncodedTensor>(kBurst, b.enc), std::vector<uint32_t>(kBurst, 30000), 1);
+  int ok = 0, full = 0;
+  for (const auto& r : got) {
+    if (r.ok()) ++ok;
+    else if (r.status().code() == libsplit::StatusCode::kResourceExhausted) ++full;
+    else ADD_FAILURE() << r.status().to_string();
+  }
+  EXPECT_EQ(ok, 4);
+  EXPECT_EQ(full, kBurst - 4);
+  const auto st = server->stats();
+  EXPECT_EQ(st.rejected_queue_full, uint64_t(kBurst - 4));
+  EXPECT_EQ(st.forwards, 1u);
+  EXPECT_EQ(st.forward_requests, 4u);
+}
+
+// A request whose deadline passes while it waits is answered "deadline exceeded" and never
+// reaches the model: the forward carries only the requests still in time.
+TEST(Deadlines, ExpiredRequestsNeverReachTheModel) {
+  libsplit::ServerOptions so;
+  so.workers = 1;
+  so.max_batch = 64;
+  so.batch_delay_us = 1000000;  // the batch is taken 1 s after the first arrival
+  auto server = start_server(so);
+  ASSERT_TRUE(server);
+  const auto b = constant_image_bottleneck(0.5f);
+  auto clients = connect_clients(*server, b.model, b.split_id, 1);
+  ASSERT_EQ(clients.size(), 1u);
+  // Three with 100 ms, two with 30 s; the long ones' answers come after the server has dealt
+  // with all five (one batch).
+  auto got = send_all(clients, std::vector<libsplit::EncodedTensor>(5, b.enc), {100, 30000, 100, 30000, 100}, 1);
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (i % 2 == 1) {
+      EXPECT_TRUE(got[i].ok()) << got[i].status().to_string();
+    } else {
+      ASSERT_FALSE(got[i].ok());
+      EXPECT_EQ(got[i].status().code(), libsplit::StatusCode::kDeadlineExceeded) << got[i].status().to_string();
+    }
+  }
+  const auto st = server->stats();
+  EXPECT_EQ(st.rejected_deadline, 3u);
+  EXPECT_EQ(st.forwards, 1u);
+  EXPECT_EQ(st.forward_requests, 2u);
+  EXPECT_EQ(st.requests_ok, 2u);
+}
+
 TEST(Server, BadOptionsAreErrorValues) {
   libsplit::ServerOptions so;
   so.models_dir = "/nonexistent";
@@ -472,6 +622,12 @@ TEST(Server, BadOptionsAreErrorValues) {
   EXPECT_FALSE(libsplit::Server::create(so).ok());
   so.listen = "127.0.0.1:0";
   so.workers = 0;
+  EXPECT_FALSE(libsplit::Server::create(so).ok());
+  so.workers = 1;
+  so.max_batch = 0;
+  EXPECT_FALSE(libsplit::Server::create(so).ok());
+  so.max_batch = 8;
+  so.batch_delay_us = 2000000;
   EXPECT_FALSE(libsplit::Server::create(so).ok());
 }
 

@@ -19,7 +19,16 @@ int main(int argc, char** argv) {
   libsplit::ServerOptions o;
   uint32_t drain_grace_ms = 30000;
   std::string log_level = "info";
+  bool print_config = false;
   CLI::App app{"split-server: serves the tails of split models to devices (libsplit edge daemon)"};
+  app.set_config("--config", "",
+                 "Read options from this file: TOML, one 'key = value' per line, keys are the long flag names "
+                 "without the leading dashes (an example is installed as split-server.toml); flags given on the "
+                 "command line win over the file");
+  app.allow_config_extras(CLI::config_extras_mode::error);  // a mistyped key is an error, not ignored
+  app.add_flag("--print-config", print_config,
+               "Print the effective configuration (file and flags merged, in the config file's format) and exit")
+      ->configurable(false);
   app.add_option("--models", o.models_dir, "Directory of bundles (or one bundle directory)")->required();
   app.add_option("--listen", o.listen, "Address to listen on, HOST:PORT (port 0 = any free port)")->capture_default_str();
   app.add_option("--threads", o.workers, "Worker threads running tails")->capture_default_str()->check(CLI::Range(1, 256));
@@ -36,20 +45,39 @@ int main(int argc, char** argv) {
   std::string token_file;
   app.add_option("--token-file", token_file,
                  "File holding a pre-shared token every client must present in its hello (not on the command line, "
-                 "where other users could read it)")->check(CLI::ExistingFile);
+                 "where other users could read it); empty = no token");
   app.add_option("--http", o.http_listen,
                  "HOST:PORT for /healthz, /readyz and /metrics (Prometheus text); default: none");
   app.add_option("--max-queue", o.max_queue_per_model,
                  "Requests waiting for a worker per model; more are answered 'resource exhausted' at once")
       ->capture_default_str();
+  app.add_option("--max-batch", o.max_batch,
+                 "Dynamic batching: run up to this many queued requests of one model and split in one forward "
+                 "(1 = off, each request on its own)")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_option("--batch-delay-us", o.batch_delay_us,
+                 "Dynamic batching: longest a request waits, from its arrival, for its batch to fill")
+      ->capture_default_str()->check(CLI::Range(0, 1000000));
   app.add_option("--idle-timeout-ms", o.idle_timeout_ms, "Close connections idle this long")->capture_default_str();
+  app.add_option("--frame-timeout-ms", o.frame_timeout_ms, "A started frame must arrive completely within this")
+      ->capture_default_str();
   app.add_option("--handshake-timeout-ms", o.handshake_timeout_ms, "Hello must arrive within this")->capture_default_str();
   app.add_option("--default-deadline-ms", o.default_deadline_ms, "Longest a request may take")->capture_default_str();
   app.add_option("--summary-interval-ms", o.summary_interval_ms, "Period of the summary log line (0 = off)")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (print_config) {
+    // Every option with its value, defaults included; the switch itself is left out.
+    std::string text = app.config_to_str(/*default_also=*/true, /*write_description=*/false);
+    std::printf("%s", text.c_str());
+    return 0;
+  }
   if (!token_file.empty()) {
     std::ifstream f(token_file);
+    if (!f) {
+      std::fprintf(stderr, "split-server: --token-file %s cannot be read\n", token_file.c_str());
+      return 2;
+    }
     std::getline(f, o.auth_token);
     if (o.auth_token.empty() || o.auth_token.size() > 255) {
       std::fprintf(stderr, "split-server: %s: the token must be one line of 1 to 255 bytes\n", token_file.c_str());

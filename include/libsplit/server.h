@@ -33,6 +33,11 @@ struct ServerOptions {
   uint32_t max_queue_per_model = 256;     // requests waiting for a worker, per bundle; more are
                                           // answered "resource exhausted" at once
   uint32_t default_deadline_ms = 10000;   // a request may ask for less, never more
+  // Dynamic batching, per model and split: a worker runs up to max_batch queued requests in one
+  // forward, waiting at most batch_delay_us (from the oldest request's arrival) for the batch
+  // to fill. max_batch 1 (the default) runs each request on its own, at once.
+  uint32_t max_batch = 1;                 // 1..1024
+  uint32_t batch_delay_us = 0;            // 0..1000000
   uint32_t summary_interval_ms = 60000;   // period of the summary log line; 0 = none
   std::string auth_token;                 // non-empty: every client's hello must carry it
   std::string http_listen;                // HOST:PORT for /healthz, /readyz and /metrics
@@ -48,6 +53,8 @@ struct ServerStats {
   uint64_t rejected_queue_full = 0;   // of those: the model's queue was full
   uint64_t rejected_deadline = 0;     // of those: the deadline passed before a worker took it
   uint64_t protocol_errors = 0;       // malformed frames (the connection is closed)
+  uint64_t forwards = 0;              // tail or full-model runs (fewer than requests_ok when batching)
+  uint64_t forward_requests = 0;      // requests those runs carried
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
 };

@@ -20,6 +20,8 @@ class Metrics {
   void request(const std::string& model, const std::string& split, StatusCode code);
   // The server-side times of one completed request, seconds.
   void timing(const std::string& model, double queue_wait_s, double tail_s);
+  // One forward of the tail (or full model) over `size` requests.
+  void batch(const std::string& model, size_t size);
   // A request refused without running: "queue_full", "in_flight", "deadline".
   void rejected(const std::string& cause);
 
@@ -37,11 +39,14 @@ class Metrics {
     uint64_t count = 0;
     double sum = 0;
   };
-  void observe(Histogram* h, double v);
+  static void observe(const std::vector<double>& bounds, Histogram* h, double v);
+  void render_histogram(std::string* o, const char* name, const char* help, const std::vector<double>& bounds,
+                        const std::map<std::string, Histogram>& hs) const;
   std::vector<double> bounds_;
   mutable std::mutex mu_;
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> requests_;
-  std::map<std::string, Histogram> queue_, tail_;
+  std::map<std::string, Histogram> queue_, tail_, batch_;
+  std::vector<double> batch_bounds_;
   std::map<std::string, uint64_t> rejected_;
 };
 

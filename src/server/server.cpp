@@ -68,11 +68,35 @@ bool version_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
+struct Batcher;
+
 struct Model {
   std::unique_ptr<Bundle> bundle;
   std::atomic<uint32_t> queued{0};  // requests posted to the workers and not yet started
+  // With batching on: one queue per split, the last for the full model.
+  std::vector<std::unique_ptr<Batcher>> batchers;
 };
 
+}  // namespace
+
+class Connection;
+
+// An admitted request on its way to a worker.
+struct Pending {
+  std::shared_ptr<Connection> conn;
+  std::shared_ptr<proto::Request> req;
+  int index = -1;  // manifest split index; -1 = the full model
+  Clock::time_point arrival, deadline;
+};
+
+namespace {
+// Requests of one model and split waiting to be run together.
+struct Batcher {
+  std::mutex mu;
+  std::condition_variable cv;  // the queue reached max_batch
+  std::deque<Pending> queue;
+  bool collecting = false;  // a worker is gathering a batch from this queue
+};
 }  // namespace
 
 struct ServerState;
@@ -89,6 +113,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The split id a request index names: "full", a manifest id, or "unknown".
   std::string split_label(uint16_t index) const;
   const std::string& model_name() const;
+  const Bundle& bundle() const { return *bundle_; }
+  // Answer an admitted request (thread-safe; each ends the request).
+  void reply(const Pending& p, Tensor out, Clock::time_point start, Clock::time_point end);
+  void reply_error(const Pending& p, const Status& s);
 
  private:
   void read_more();
@@ -144,7 +172,7 @@ struct ServerState {
   uint16_t port = 0;
 
   std::atomic<uint64_t> accepted{0}, open{0}, rejected{0}, ok{0}, failed{0}, proto_errors{0}, rx{0}, tx{0};
-  std::atomic<uint64_t> queue_full{0}, late{0};
+  std::atomic<uint64_t> queue_full{0}, late{0}, forwards{0}, forward_requests{0};
   server::Metrics metrics;
   std::unique_ptr<server::HttpEndpoint> http;
   std::atomic<bool> ready{false};
@@ -153,6 +181,8 @@ struct ServerState {
   std::condition_variable idle_cv;           // with mu: in_flight_total reached 0
   server::HttpResponse http_get(const std::string& path);
 
+  void run_one(Pending p);
+  void run_batch(Model* model, Batcher* b);
   Status load_models();
   Model* find(const std::string& name, const std::string& version, std::string* available);
   void accept();
@@ -193,7 +223,10 @@ Status ServerState::load_models() {
     auto& versions = models.try_emplace(m.name, &version_less).first->second;
     if (versions.count(m.version)) return invalid_argument(b, ": model ", m.name, " version ", m.version, " is loaded twice");
     detail::logger()->info("loaded {} {} ({} splits) from {}", m.name, m.version, m.splits.size(), b);
-    versions[m.version].bundle = std::move(*bundle);
+    Model& model = versions[m.version];
+    model.bundle = std::move(*bundle);
+    if (opt.max_batch > 1)
+      for (size_t i = 0; i <= m.splits.size(); ++i) model.batchers.push_back(std::make_unique<Batcher>());
   }
   return {};
 }
@@ -429,6 +462,18 @@ void Connection::handle_request() {
     send(proto::FrameType::kError, proto::encode_error({req->id, st.code(), st.message()}));
     return;
   }
+  int index = -1;
+  if (req->split != proto::kSplitFull) {
+    if (req->split >= split_map_.size()) {
+      Status nf = detail::not_found("split index ", req->split, " was not agreed in the handshake (", split_map_.size(),
+                                    " splits)");
+      ++server_->failed;
+      server_->metrics.request(model_name(), "unknown", nf.code());
+      send(proto::FrameType::kError, proto::encode_error({req->id, nf.code(), nf.message()}));
+      return;
+    }
+    index = split_map_[req->split];
+  }
   if (server_->draining) {
     ++server_->failed;
     server_->metrics.request(model_name(), split_label(req->split), StatusCode::kUnavailable);
@@ -464,82 +509,189 @@ void Connection::handle_request() {
   // A request may shorten the server's default deadline, never extend it.
   uint64_t budget_us = uint64_t(server_->opt.default_deadline_ms) * 1000;
   if (req->deadline_us != 0) budget_us = std::min<uint64_t>(budget_us, req->deadline_us);
-  const auto deadline = arrival + std::chrono::microseconds(budget_us);
-  // split_map_ is fixed once the hello is done: read it through `self`, no copy per request.
-  asio::post(*server_->workers, [self = shared_from_this(), req, arrival, deadline, bundle = bundle_, model = model_] {
+  Pending p{shared_from_this(), std::move(req), index, arrival, arrival + std::chrono::microseconds(budget_us)};
+  if (server_->opt.max_batch > 1) {
+    Batcher* b = model_->batchers[index < 0 ? model_->batchers.size() - 1 : size_t(index)].get();
+    {
+      std::lock_guard<std::mutex> lock(b->mu);
+      b->queue.push_back(std::move(p));
+      if (b->queue.size() >= server_->opt.max_batch) b->cv.notify_one();
+    }
+    asio::post(*server_->workers, [state = server_, model = model_, b] { state->run_batch(model, b); });
+    return;
+  }
+  asio::post(*server_->workers, [state = server_, model = model_, p = std::move(p)]() mutable {
     --model->queued;
-    const auto& split_map = self->split_map_;
-    auto reply_error = [&](const Status& s) {
-      ++self->server_->failed;
-      self->server_->metrics.request(self->model_name(), self->split_label(req->split), s.code());
-      self->send(proto::FrameType::kError, proto::encode_error({req->id, s.code(), s.message()}));
-      self->finish_request();
-    };
-    const auto start = Clock::now();
-    if (start > deadline) {
-      ++self->server_->late;
-      self->server_->metrics.rejected("deadline");
-      return reply_error(detail::deadline_exceeded("deadline passed while queued"));
-    }
-    const auto& m = bundle->manifest();
-    const EntropyTables* tables = nullptr;
-    if (req->tensor.codec.kind == CodecKind::kImagePng) {
-      // A PNG says its own size: it must be the model's input, checked before inflating.
-      if (req->split != proto::kSplitFull)
-        return reply_error(invalid_argument("codec png is only for the full model (split 0xFFFF)"));
-      if (req->tensor.shape != m.input.shape)
-        return reply_error(invalid_argument("codec png: shape ", shape_to_string(req->tensor.shape),
-                                            " is not the model's input ", shape_to_string(m.input.shape)));
-    } else if (is_variable_length(req->tensor.codec)) {
-      // Coded payloads carry no size of their own: the split's shape bounds what decoding makes.
-      if (req->split == proto::kSplitFull || req->split >= split_map.size())
-        return reply_error(invalid_argument("codec ", codec_name(req->tensor.codec), " is only for a split agreed in the handshake"));
-      const size_t index = size_t(split_map[req->split]);
-      const auto& spec = m.splits[index];
-      if (req->tensor.shape != spec.bottleneck_shape)
-        return reply_error(invalid_argument("codec ", codec_name(req->tensor.codec), ": shape ",
-                                            shape_to_string(req->tensor.shape), " is not split ", spec.id,
-                                            "'s bottleneck ", shape_to_string(spec.bottleneck_shape)));
-      tables = bundle->tables(index);
-    }
-    Tensor x;
-    Status st = decode(req->tensor, &x, tables);
-    if (!st.ok()) return reply_error(st);
-    Result<Tensor> out = Status();
-    if (req->split == proto::kSplitFull) {
-      if (is_image(req->tensor.codec)) {
-        st = normalize_input(m.input, &x);
-        if (!st.ok()) return reply_error(st);
-      }
-      out = bundle->run_full(x);
-    } else if (req->split >= split_map.size()) {
-      return reply_error(detail::not_found("split index ", req->split, " was not agreed in the handshake (",
-                                           split_map.size(), " splits)"));
-    } else {
-      if (is_image(req->tensor.codec))
-        return reply_error(invalid_argument("codec ", codec_name(req->tensor.codec),
-                                            " is only for the full model (split 0xFFFF)"));
-      out = bundle->run_tail(size_t(split_map[req->split]), x);
-    }
-    if (!out.ok()) return reply_error(out.status());
-    const auto end = Clock::now();
-    proto::Response r;
-    r.id = req->id;
-    r.queue_us = uint32_t(std::chrono::duration_cast<std::chrono::microseconds>(start - arrival).count());
-    r.tail_us = uint32_t(std::chrono::duration_cast<std::chrono::microseconds>(end - start).count());
-    if (req->top_k == 0) {
-      r.has_tensor = true;
-      r.output = std::move(*out);
-    } else {
-      r.top = top_k(*out, req->top_k);
-    }
-    ++self->server_->ok;
-    self->server_->metrics.request(m.name, self->split_label(req->split), StatusCode::kOk);
-    self->server_->metrics.timing(m.name, std::chrono::duration<double>(start - arrival).count(),
-                                  std::chrono::duration<double>(end - start).count());
-    self->send(proto::FrameType::kResponse, proto::encode_response(r));
-    self->finish_request();
+    state->run_one(std::move(p));
   });
+}
+
+namespace {
+
+// Checks and decodes one request's tensor for the tail of manifest split `index` (-1: the full
+// model), normalising images. Errors name the request's problem; the connection stays open.
+Result<Tensor> prepare_input(const Bundle& bundle, int index, const proto::Request& req) {
+  const auto& m = bundle.manifest();
+  const EntropyTables* tables = nullptr;
+  const auto& expected = index < 0 ? m.input.shape : m.splits[size_t(index)].bottleneck_shape;
+  if (req.tensor.codec.kind == CodecKind::kImagePng) {
+    // A PNG says its own size: it must be the model's input, checked before inflating.
+    if (index >= 0) return invalid_argument("codec png is only for the full model (split 0xFFFF)");
+    if (req.tensor.shape != m.input.shape)
+      return invalid_argument("codec png: shape ", shape_to_string(req.tensor.shape), " is not the model's input ",
+                              shape_to_string(m.input.shape));
+  } else if (is_variable_length(req.tensor.codec)) {
+    // Coded payloads carry no size of their own: the split's shape bounds what decoding makes.
+    if (index < 0) return invalid_argument("codec ", codec_name(req.tensor.codec), " is only for a split agreed in the handshake");
+    const auto& spec = m.splits[size_t(index)];
+    if (req.tensor.shape != spec.bottleneck_shape)
+      return invalid_argument("codec ", codec_name(req.tensor.codec), ": shape ", shape_to_string(req.tensor.shape),
+                              " is not split ", spec.id, "'s bottleneck ", shape_to_string(spec.bottleneck_shape));
+    tables = bundle.tables(size_t(index));
+  } else if (index >= 0 && is_image(req.tensor.codec)) {
+    return invalid_argument("codec ", codec_name(req.tensor.codec), " is only for the full model (split 0xFFFF)");
+  }
+  // Any batch size, the rest of the shape as the model expects (checked before decoding, so a
+  // batched run never fails for one request's shape).
+  if (req.tensor.shape.size() != expected.size() || req.tensor.shape.empty() || req.tensor.shape[0] < 1 ||
+      !std::equal(expected.begin() + 1, expected.end(), req.tensor.shape.begin() + 1))
+    return invalid_argument(index < 0 ? std::string("model input") : "split " + m.splits[size_t(index)].id + " bottleneck",
+                            ": shape ", shape_to_string(req.tensor.shape), " does not match ",
+                            shape_to_string(expected), " (any batch size)");
+  Tensor x;
+  LIBSPLIT_RETURN_IF_ERROR(decode(req.tensor, &x, tables));
+  if (index < 0 && is_image(req.tensor.codec)) LIBSPLIT_RETURN_IF_ERROR(normalize_input(m.input, &x));
+  return x;
+}
+
+Result<Tensor> run_model(const Bundle& bundle, int index, const Tensor& x) {
+  return index < 0 ? bundle.run_full(x) : bundle.run_tail(size_t(index), x);
+}
+
+}  // namespace
+
+void Connection::reply_error(const Pending& p, const Status& s) {
+  ++server_->failed;
+  server_->metrics.request(model_name(), split_label(p.req->split), s.code());
+  send(proto::FrameType::kError, proto::encode_error({p.req->id, s.code(), s.message()}));
+  finish_request();
+}
+
+void Connection::reply(const Pending& p, Tensor out, Clock::time_point start, Clock::time_point end) {
+  proto::Response r;
+  r.id = p.req->id;
+  r.queue_us = uint32_t(std::chrono::duration_cast<std::chrono::microseconds>(start - p.arrival).count());
+  r.tail_us = uint32_t(std::chrono::duration_cast<std::chrono::microseconds>(end - start).count());
+  if (p.req->top_k == 0) {
+    r.has_tensor = true;
+    r.output = std::move(out);
+  } else {
+    r.top = top_k(out, p.req->top_k);
+  }
+  ++server_->ok;
+  server_->metrics.request(model_name(), split_label(p.req->split), StatusCode::kOk);
+  server_->metrics.timing(model_name(), std::chrono::duration<double>(start - p.arrival).count(),
+                          std::chrono::duration<double>(end - start).count());
+  send(proto::FrameType::kResponse, proto::encode_response(r));
+  finish_request();
+}
+
+// A worker runs one request on its own (batching off).
+void ServerState::run_one(Pending p) {
+  const auto start = Clock::now();
+  if (start > p.deadline) {
+    ++late;
+    metrics.rejected("deadline");
+    return p.conn->reply_error(p, detail::deadline_exceeded("deadline passed while queued"));
+  }
+  const Bundle& bundle = p.conn->bundle();
+  auto x = prepare_input(bundle, p.index, *p.req);
+  if (!x.ok()) return p.conn->reply_error(p, x.status());
+  ++forwards;
+  ++forward_requests;
+  auto out = run_model(bundle, p.index, *x);
+  if (!out.ok()) return p.conn->reply_error(p, out.status());
+  metrics.batch(bundle.manifest().name, 1);
+  p.conn->reply(p, std::move(*out), start, Clock::now());
+}
+
+// A worker takes up to max_batch requests of one model and split: at once when that many wait,
+// else when the oldest has waited batch_delay_us. One worker collects per batcher at a time;
+// every queued request has a run_batch posted for it, and a collector that leaves requests
+// behind posts one more, so none is stranded.
+void ServerState::run_batch(Model* model, Batcher* b) {
+  std::vector<Pending> batch;
+  bool more = false;
+  {
+    std::unique_lock<std::mutex> lock(b->mu);
+    if (b->collecting || b->queue.empty()) return;
+    b->collecting = true;
+    if (b->queue.size() < opt.max_batch) {
+      const auto until = b->queue.front().arrival + std::chrono::microseconds(opt.batch_delay_us);
+      b->cv.wait_until(lock, until, [&] { return b->queue.size() >= opt.max_batch; });
+    }
+    const size_t n = std::min<size_t>(opt.max_batch, b->queue.size());
+    for (size_t i = 0; i < n; ++i) {
+      batch.push_back(std::move(b->queue.front()));
+      b->queue.pop_front();
+    }
+    b->collecting = false;
+    more = !b->queue.empty();
+  }
+  model->queued -= uint32_t(batch.size());
+  if (more) asio::post(*workers, [this, model, b] { run_batch(model, b); });
+
+  const auto start = Clock::now();
+  const Bundle& bundle = *model->bundle;
+  std::vector<Pending> ready;
+  std::vector<Tensor> inputs;
+  for (auto& p : batch) {
+    if (start > p.deadline) {
+      ++late;
+      metrics.rejected("deadline");
+      p.conn->reply_error(p, detail::deadline_exceeded("deadline passed while queued"));
+      continue;
+    }
+    auto x = prepare_input(bundle, p.index, *p.req);
+    if (!x.ok()) {
+      p.conn->reply_error(p, x.status());
+      continue;
+    }
+    inputs.push_back(std::move(*x));
+    ready.push_back(std::move(p));
+  }
+  if (ready.empty()) return;
+  // One forward over the requests stacked along the batch dimension.
+  Tensor stacked;
+  stacked.shape = inputs[0].shape;
+  stacked.shape[0] = 0;
+  for (auto& x : inputs) {
+    stacked.shape[0] += x.shape[0];
+    stacked.data.insert(stacked.data.end(), x.data.begin(), x.data.end());
+  }
+  const int index = ready[0].index;
+  ++forwards;
+  forward_requests += ready.size();
+  auto out = run_model(bundle, index, stacked);
+  if (out.ok() && (out->shape.empty() || out->shape[0] != stacked.shape[0]))
+    out = detail::internal_error("the model answered a batch of ", stacked.shape[0], " with shape ", shape_to_string(out->shape));
+  if (!out.ok()) {
+    for (auto& p : ready) p.conn->reply_error(p, out.status());
+    return;
+  }
+  const auto end = Clock::now();
+  metrics.batch(bundle.manifest().name, ready.size());
+  const size_t per_row = out->data.size() / size_t(out->shape[0]);
+  size_t row = 0;
+  for (size_t i = 0; i < ready.size(); ++i) {
+    Tensor y;
+    y.shape = out->shape;
+    y.shape[0] = inputs[i].shape[0];
+    const size_t begin = row * per_row, count = size_t(y.shape[0]) * per_row;
+    y.data.assign(out->data.begin() + ptrdiff_t(begin), out->data.begin() + ptrdiff_t(begin + count));
+    row += size_t(y.shape[0]);
+    ready[i].conn->reply(ready[i], std::move(y), start, end);
+  }
 }
 
 void Connection::finish_request() {
@@ -671,7 +823,16 @@ server::HttpResponse ServerState::http_get(const std::string& path) {
   return {404, "text/plain; charset=utf-8", "not found: " + path + " (try /healthz, /readyz, /metrics)\n"};
 }
 
-struct Server::Impl : ServerState {};
+// Joins the I/O threads when create() fails after starting the HTTP endpoint (stop() has
+// joined them otherwise).
+struct Server::Impl : ServerState {
+  ~Impl() {
+    work.reset();
+    io.stop();
+    for (auto& t : io_threads)
+      if (t.joinable()) t.join();
+  }
+};
 
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { stop(); }
@@ -683,10 +844,25 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
     return invalid_argument("torch_threads must be in [1, 256], got ", o.torch_threads);
   if (o.max_frame_bytes < 1024) return invalid_argument("max_frame_bytes must be at least 1024, got ", o.max_frame_bytes);
   if (o.max_connections < 1) return invalid_argument("max_connections must be at least 1");
+  if (o.max_batch < 1 || o.max_batch > 1024) return invalid_argument("max_batch must be in [1, 1024], got ", o.max_batch);
+  if (o.batch_delay_us > 1000000)
+    return invalid_argument("batch_delay_us must be at most 1000000 (1 s), got ", o.batch_delay_us);
   auto hp = net::parse_host_port(o.listen);
   if (!hp.ok()) return hp.status();
   auto impl = std::make_unique<Impl>();
   impl->opt = o;
+  // The HTTP endpoint comes up first, on the first I/O thread, so /healthz answers and /readyz
+  // says "not ready" while the bundles load and warm up.
+  if (!o.http_listen.empty()) {
+    auto http = server::HttpEndpoint::create(impl->io, o.http_listen,
+                                             [state = impl.get()](const std::string& path) { return state->http_get(path); });
+    if (!http.ok()) return http.status();
+    impl->http = std::move(*http);
+    impl->http->start();
+    impl->io_threads.emplace_back([state = impl.get()] { state->io.run(); });
+    detail::logger()->info("health and metrics over HTTP on {} (port {}); loading models", o.http_listen,
+                           impl->http->port());
+  }
   LIBSPLIT_RETURN_IF_ERROR(impl->load_models());
   try {
     std::error_code ec;
@@ -702,12 +878,6 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
   } catch (const std::exception& e) {
     return detail::unavailable("cannot listen on ", o.listen, ": ", e.what());
   }
-  if (!o.http_listen.empty()) {
-    auto http = server::HttpEndpoint::create(impl->io, o.http_listen,
-                                             [state = impl.get()](const std::string& path) { return state->http_get(path); });
-    if (!http.ok()) return http.status();
-    impl->http = std::move(*http);
-  }
   impl->workers = std::make_unique<asio::thread_pool>(size_t(o.workers));
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -720,11 +890,9 @@ Status Server::start() {
   if (impl_->started) return detail::failed_precondition("server already started");
   impl_->started = true;
   impl_->accept();
-  if (impl_->http) impl_->http->start();
   impl_->schedule_summary();
-  for (int i = 0; i < impl_->opt.io_threads; ++i) impl_->io_threads.emplace_back([this] { impl_->io.run(); });
+  while (impl_->io_threads.size() < size_t(impl_->opt.io_threads)) impl_->io_threads.emplace_back([this] { impl_->io.run(); });
   detail::logger()->info("listening on {} (port {})", impl_->opt.listen, impl_->port);
-  if (impl_->http) detail::logger()->info("health and metrics over HTTP on {} (port {})", impl_->opt.http_listen, impl_->http->port());
   impl_->ready = true;  // every bundle was loaded and warmed up by create()
   return {};
 }
@@ -802,6 +970,8 @@ ServerStats Server::stats() const {
   s.rejected_queue_full = impl_->queue_full;
   s.rejected_deadline = impl_->late;
   s.protocol_errors = impl_->proto_errors;
+  s.forwards = impl_->forwards;
+  s.forward_requests = impl_->forward_requests;
   s.bytes_received = impl_->rx;
   s.bytes_sent = impl_->tx;
   return s;
