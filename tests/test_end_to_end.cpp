@@ -339,6 +339,72 @@ TEST_P(Reconnect, ClientComesBackWhenTheServerDoes) {
 INSTANTIATE_TEST_SUITE_P(Client, Reconnect, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "WithIoThread" : "CallerDriven"; });
 
+// Failover: a client given two servers moves to the second when the first goes away, and a
+// request that was on the lost connection is sent again there and answered once.
+class Failover : public ::testing::TestWithParam<bool> {};
+
+TEST_P(Failover, InFlightRequestIsAnsweredByTheNextServer) {
+  libsplit::ServerOptions held;
+  held.max_batch = 64;
+  held.batch_delay_us = 1000000;  // the first server holds its batch for 1 s: it dies first
+  auto first = start_server(held);
+  auto second = start_server({});
+  ASSERT_TRUE(first && second);
+  const auto b = constant_image_bottleneck(0.5f);
+  libsplit::ClientOptions co;
+  co.server = "127.0.0.1:" + std::to_string(first->port()) + ",127.0.0.1:" + std::to_string(second->port());
+  co.model = b.model;
+  co.io_thread = GetParam();
+  co.default_deadline_ms = 30000;
+  auto client = libsplit::Client::connect(co);
+  ASSERT_TRUE(client.ok()) << client.status().to_string();
+  const uint16_t split = uint16_t((*client)->find_split(b.split_id));
+  const uint64_t handshake_bytes = first->stats().bytes_received;
+  // Stops the first server once the request has reached it (bounded wait on its byte count).
+  std::thread killer([&] {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (first->stats().bytes_received == handshake_bytes && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::yield();
+    first->stop();
+  });
+  auto r = (*client)->infer(split, b.enc, 1);
+  killer.join();
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  // (The first server may still have run it while stopping; that answer had no connection left.)
+  EXPECT_EQ(second->stats().requests_ok, 1u);
+  // Later requests go to the second server directly.
+  auto again = (*client)->infer(split, b.enc, 1);
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(again->top.at(0).index, r->top.at(0).index);
+  EXPECT_EQ(second->stats().requests_ok, 2u);
+}
+
+TEST_P(Failover, UnreachableFirstServerIsSkippedAtConnect) {
+  auto second = start_server({});
+  ASSERT_TRUE(second);
+  uint16_t dead_port;
+  {
+    auto gone = start_server({});  // a port that was just free and is closed again
+    ASSERT_TRUE(gone);
+    dead_port = gone->port();
+  }
+  const auto b = constant_image_bottleneck(0.5f);
+  libsplit::ClientOptions co;
+  co.server = "127.0.0.1:" + std::to_string(dead_port) + ",127.0.0.1:" + std::to_string(second->port());
+  co.model = b.model;
+  co.io_thread = GetParam();
+  auto client = libsplit::Client::connect(co);
+  ASSERT_TRUE(client.ok()) << client.status().to_string();
+  auto r = (*client)->infer(uint16_t((*client)->find_split(b.split_id)), b.enc, 1);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(second->stats().requests_ok, 1u);
+  co.server = "127.0.0.1:" + std::to_string(dead_port) + ",not-an-endpoint";
+  EXPECT_EQ(libsplit::Client::connect(co).status().code(), libsplit::StatusCode::kInvalidArgument);
+}
+
+INSTANTIATE_TEST_SUITE_P(Client, Failover, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "WithIoThread" : "CallerDriven"; });
+
 // Admission control: one worker, a queue of two; a burst of requests on one connection gets
 // some answers and, at once, "resource exhausted" for the rest; nothing is lost.
 TEST(Admission, FullQueueAnswersResourceExhausted) {

@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
   uint32_t deadline_ms = 5000;
   bool quiet = false, io_thread = false;
   CLI::App app{"split-client: split inference on the device with the tail on split-server"};
-  app.add_option("--server", server, "split-server address HOST:PORT")->capture_default_str();
+  app.add_option("--server", server, "split-server address HOST:PORT, or several separated by commas (failover in order)")->capture_default_str();
   app.add_option("--bundle", bundle_dir, "Bundle directory (manifest.json + TorchScript files)")->required();
   app.add_option("--split", split,
                  "Split id from the manifest, 'local' (whole model here), 'offload' (raw input to the server), "

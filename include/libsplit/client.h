@@ -30,7 +30,11 @@ LIBSPLIT_PUBLIC_BEGIN
 namespace libsplit {
 
 struct ClientOptions {
-  std::string server = "127.0.0.1:7070";  // HOST:PORT of split-server
+  // HOST:PORT of split-server, or several separated by commas: the client connects to the first
+  // that answers and, when its connection drops, moves on to the next (round robin). A request
+  // lost with a dropped connection is sent once more on the next connection (to the same server
+  // or another); inference requests are idempotent.
+  std::string server = "127.0.0.1:7070";
   std::string model;                      // bundle name (manifest "name")
   std::string version;                    // "" = the newest version the server has
   std::string split;                      // "" = every split of the model

@@ -24,7 +24,9 @@ namespace proto = protocol;
 
 struct Client::Impl : std::enable_shared_from_this<Impl> {
   ClientOptions opt;
-  net::HostPort hp;
+  std::vector<net::HostPort> endpoints;  // the servers to try, in order (ClientOptions.server)
+  size_t current = 0;                    // the one connected to, or tried next
+  std::string where() const { return endpoints[current].host + ":" + std::to_string(endpoints[current].port); }
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::thread thread;
@@ -53,9 +55,14 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     std::unique_ptr<asio::steady_timer> timer;  // the deadline; caller-driven calls watch it themselves
     Clock::time_point sent;
     size_t request_bytes = 0;
+    // Kept until answered: a request whose connection was lost is sent once more, on the next
+    // connection (to the same server or the next endpoint). Inference requests are idempotent.
+    std::shared_ptr<const std::vector<uint8_t>> frame;
+    bool parked = false;  // waiting for a new connection
+    int sends = 0;
   };
   std::unordered_map<uint64_t, Pending> pending;
-  std::deque<std::vector<uint8_t>> write_queue;
+  std::deque<std::shared_ptr<const std::vector<uint8_t>>> write_queue;
   bool writing = false;
   std::array<uint8_t, proto::kHeaderSize> header_buf{};  // the handshake reads exactly its reply
   proto::FrameHeader header;
@@ -63,9 +70,20 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   proto::FrameReader reader;  // after the handshake: whatever the socket has, frames taken whole
   proto::Frame frame;
 
-  void handshake(std::function<void(Status)> done);
+  // Connects to the current endpoint and, while they are unreachable, to the next ones (each
+  // tried once per call).
+  void handshake(std::function<void(Status)> done, size_t tries_left = 0);
+  void handshake_one(std::function<void(Status)> done);
   void on_connected();
-  void drop(const Status& why);  // connection lost: fail pending, schedule reconnect
+  // Connection lost: requests sent once are parked for the next connection when `retry`, the
+  // rest fail; schedules the reconnect.
+  void drop(const Status& why, bool retry = false);
+  void fail_parked(const Status& why);
+  bool has_parked() const {
+    for (const auto& [id, p] : pending)
+      if (p.parked) return true;
+    return false;
+  }
   void schedule_reconnect();
   void read_loop(uint64_t gen);
   void on_frame();
@@ -75,7 +93,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   uint64_t send_request(uint16_t split, EncodedTensor tensor, int top_k, uint32_t deadline_ms, ReplyCallback done);
   uint64_t send_ping(uint32_t padding, uint32_t deadline_ms, ReplyCallback done);
   // Registers a frame as pending under `id` (its reply completes `done`) and queues it.
-  uint64_t enqueue(uint64_t id, std::vector<uint8_t> frame, uint32_t deadline_ms, ReplyCallback done);
+  uint64_t enqueue(uint64_t id, std::shared_ptr<const std::vector<uint8_t>> frame, uint32_t deadline_ms,
+                   ReplyCallback done, bool retryable);
 
   bool driven() const { return !opt.io_thread; }
   // Caller-driven mode, call_mu held: runs the I/O on this thread until *flag is set.
@@ -88,7 +107,17 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   Result<Reply> call(uint32_t deadline_ms, const std::function<uint64_t(ReplyCallback)>& send);
 };
 
-void Client::Impl::handshake(std::function<void(Status)> done) {
+void Client::Impl::handshake(std::function<void(Status)> done, size_t tries_left) {
+  if (tries_left == 0) tries_left = endpoints.size();
+  handshake_one([this, self = shared_from_this(), done, tries_left](Status st) {
+    if (st.ok() || st.code() != StatusCode::kUnavailable || tries_left <= 1) return done(st);
+    detail::logger()->info("{}; trying the next server", st.message());
+    current = (current + 1) % endpoints.size();
+    handshake(done, tries_left - 1);
+  });
+}
+
+void Client::Impl::handshake_one(std::function<void(Status)> done) {
   const uint64_t gen = ++generation;
   std::error_code ignored;
   socket.close(ignored);
@@ -109,12 +138,12 @@ void Client::Impl::handshake(std::function<void(Status)> done) {
   handshake_timer.expires_after(std::chrono::milliseconds(opt.connect_timeout_ms));
   handshake_timer.async_wait([this, finish](std::error_code ec) {
     if (ec) return;
-    finish(detail::unavailable("no handshake with ", opt.server, " within ", opt.connect_timeout_ms, " ms"));
+    finish(detail::unavailable("no handshake with ", where(), " within ", opt.connect_timeout_ms, " ms"));
   });
-  resolver.async_resolve(hp.host, std::to_string(hp.port), [this, self, finish](std::error_code ec, tcp::resolver::results_type res) {
-    if (ec) return finish(detail::unavailable("cannot resolve ", hp.host, ": ", ec.message()));
+  resolver.async_resolve(endpoints[current].host, std::to_string(endpoints[current].port), [this, self, finish](std::error_code ec, tcp::resolver::results_type res) {
+    if (ec) return finish(detail::unavailable("cannot resolve ", endpoints[current].host, ": ", ec.message()));
     asio::async_connect(socket, res, [this, self, finish](std::error_code ec, const tcp::endpoint&) {
-      if (ec) return finish(detail::unavailable("cannot connect to ", opt.server, ": ", ec.message()));
+      if (ec) return finish(detail::unavailable("cannot connect to ", where(), ": ", ec.message()));
       std::error_code ig;
       socket.set_option(tcp::no_delay(true), ig);
       proto::Hello h;
@@ -126,14 +155,14 @@ void Client::Impl::handshake(std::function<void(Status)> done) {
       auto frame = std::make_shared<std::vector<uint8_t>>();
       proto::append_frame(proto::FrameType::kHello, proto::encode_hello(h), frame.get());
       asio::async_write(socket, asio::buffer(*frame), [this, self, finish, frame](std::error_code ec, size_t) {
-        if (ec) return finish(detail::unavailable("handshake with ", opt.server, " failed: ", ec.message()));
+        if (ec) return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message()));
         asio::async_read(socket, asio::buffer(header_buf), [this, self, finish](std::error_code ec, size_t n) {
-          if (ec) return finish(detail::unavailable("handshake with ", opt.server, " failed: ", ec.message()));
+          if (ec) return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message()));
           Status st = proto::decode_header(header_buf.data(), n, opt.max_frame_bytes, &header);
           if (!st.ok()) return finish(Status(StatusCode::kUnavailable, "handshake reply: " + st.message()));
           body.resize(header.body_length);
           asio::async_read(socket, asio::buffer(body), [this, self, finish](std::error_code ec, size_t) {
-            if (ec) return finish(detail::unavailable("handshake with ", opt.server, " failed: ", ec.message()));
+            if (ec) return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message()));
             Status st = proto::check_body(header, body.data(), body.size());
             if (!st.ok()) return finish(st);
             if (header.type == proto::FrameType::kError) {
@@ -174,12 +203,24 @@ void Client::Impl::handshake(std::function<void(Status)> done) {
 void Client::Impl::on_connected() {
   is_connected = true;
   backoff_ms = 0;
-  detail::logger()->info("connected to {} ({} {})", opt.server, opt.model, opt.version);
+  detail::logger()->info("connected to {} ({} {})", where(), opt.model, opt.version);
+  // Requests lost with the previous connection go out again, in the order they were sent.
+  std::vector<std::pair<uint64_t, Pending*>> again;
+  for (auto& [id, p] : pending)
+    if (p.parked) again.push_back({id, &p});
+  std::sort(again.begin(), again.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [id, p] : again) {
+    p->parked = false;
+    ++p->sends;
+    p->sent = Clock::now();
+    write_queue.push_back(p->frame);
+  }
+  if (!again.empty()) detail::logger()->info("sending {} requests again after the reconnect", again.size());
   read_loop(generation);
   write_next();
 }
 
-void Client::Impl::drop(const Status& why) {
+void Client::Impl::drop(const Status& why, bool retry) {
   if (!is_connected && pending.empty()) return;
   const bool was = is_connected.exchange(false);
   draining = false;
@@ -188,15 +229,42 @@ void Client::Impl::drop(const Status& why) {
   socket.close(ig);
   write_queue.clear();
   writing = false;
-  auto failed = std::move(pending);
-  pending.clear();
-  for (auto& [id, p] : failed) {
+  const Status st(why.code() == StatusCode::kOk ? StatusCode::kUnavailable : why.code(), why.message());
+  std::vector<Pending> failed;
+  for (auto it = pending.begin(); it != pending.end();) {
+    auto& p = it->second;
+    if (retry && !shutting_down && p.frame && p.sends < 2) {
+      p.parked = true;
+      ++it;
+      continue;
+    }
+    failed.push_back(std::move(p));
+    it = pending.erase(it);
+  }
+  for (auto& p : failed) {
     if (p.timer) p.timer->cancel();
-    p.done(Status(why.code() == StatusCode::kOk ? StatusCode::kUnavailable : why.code(), why.message()));
+    p.done(st);
   }
   if (was && !shutting_down) {
-    detail::logger()->warn("connection to {} lost: {}", opt.server, why.message());
+    detail::logger()->warn("connection to {} lost: {}", where(), why.message());
+    if (has_parked()) backoff_ms = 0;  // answers are awaited: try again at once
     schedule_reconnect();
+  }
+}
+
+void Client::Impl::fail_parked(const Status& why) {
+  std::vector<Pending> failed;
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (!it->second.parked) {
+      ++it;
+      continue;
+    }
+    failed.push_back(std::move(it->second));
+    it = pending.erase(it);
+  }
+  for (auto& p : failed) {
+    if (p.timer) p.timer->cancel();
+    p.done(Status(StatusCode::kUnavailable, "connection lost and no server answered again: " + why.message()));
   }
 }
 
@@ -208,13 +276,15 @@ void Client::Impl::schedule_reconnect() {
     backoff_ms = backoff_ms == 0 ? opt.reconnect_initial_ms : std::min(backoff_ms * 2, opt.reconnect_max_ms);
     return;
   }
+  const uint32_t wait_ms = backoff_ms;  // 0 right after a drop: the first attempt is immediate
   backoff_ms = backoff_ms == 0 ? opt.reconnect_initial_ms : std::min(backoff_ms * 2, opt.reconnect_max_ms);
-  reconnect_timer.expires_after(std::chrono::milliseconds(backoff_ms));
+  reconnect_timer.expires_after(std::chrono::milliseconds(wait_ms));
   reconnect_timer.async_wait([this, self = shared_from_this()](std::error_code ec) {
     if (ec || shutting_down || is_connected) return;
     handshake([this, self](Status st) {
       if (st.ok()) return on_connected();
-      detail::logger()->debug("reconnect to {} failed: {}", opt.server, st.message());
+      detail::logger()->debug("reconnect failed: {}", st.message());
+      fail_parked(st);
       schedule_reconnect();
     });
   });
@@ -225,7 +295,7 @@ void Client::Impl::read_loop(uint64_t gen) {
   uint8_t* p = reader.space(&n);
   socket.async_read_some(asio::buffer(p, n), [this, self = shared_from_this(), gen](std::error_code ec, size_t got) {
     if (gen != generation) return;
-    if (ec) return drop(detail::unavailable("connection to ", opt.server, " closed: ", ec.message()));
+    if (ec) return drop(detail::unavailable("connection to ", where(), " closed: ", ec.message()), /*retry=*/true);
     reader.commit(got);
     for (;;) {
       auto more = reader.next(opt.max_frame_bytes, &frame);
@@ -282,7 +352,7 @@ void Client::Impl::on_frame() {
     case proto::FrameType::kDrain:
       // Requests already sent are still answered; new ones wait for the next connection.
       draining = true;
-      if (pending.empty()) drop(detail::unavailable("server ", opt.server, " is draining"));
+      if (pending.empty()) drop(detail::unavailable("server ", where(), " is draining"));
       return;
     default:
       return drop(detail::unavailable("unexpected frame type ", int(frame.header.type), " from server"));
@@ -296,18 +366,18 @@ void Client::Impl::complete(uint64_t id, Result<Reply> r) {
   if (it->second.timer) it->second.timer->cancel();
   pending.erase(it);
   done(std::move(r));
-  if (draining && pending.empty()) drop(detail::unavailable("server ", opt.server, " is draining"));
+  if (draining && pending.empty()) drop(detail::unavailable("server ", where(), " is draining"));
 }
 
 void Client::Impl::write_next() {
   if (writing || write_queue.empty() || !is_connected) return;
   writing = true;
-  asio::async_write(socket, asio::buffer(write_queue.front()),
+  asio::async_write(socket, asio::buffer(*write_queue.front()),
                     [this, self = shared_from_this(), gen = generation](std::error_code ec, size_t) {
                       if (gen != generation) return;
                       writing = false;
                       write_queue.pop_front();
-                      if (ec) return drop(detail::unavailable("send to ", opt.server, " failed: ", ec.message()));
+                      if (ec) return drop(detail::unavailable("send to ", where(), " failed: ", ec.message()), /*retry=*/true);
                       write_next();
                     });
 }
@@ -319,8 +389,8 @@ uint64_t Client::Impl::send_request(uint16_t split, EncodedTensor tensor, int to
     return uint64_t(0);
   };
   if (shutting_down) return refuse(detail::unavailable("client is shutting down"));
-  if (!is_connected) return refuse(detail::unavailable("not connected to ", opt.server, " (reconnecting)"));
-  if (draining) return refuse(detail::unavailable("server ", opt.server, " is draining (reconnecting after)"));
+  if (!is_connected) return refuse(detail::unavailable("not connected to ", where(), " (reconnecting)"));
+  if (draining) return refuse(detail::unavailable("server ", where(), " is draining (reconnecting after)"));
   if (top_k < 0 || top_k > 255) return refuse(detail::invalid_argument("top_k must be in [0, 255], got ", top_k));
   proto::Request req;
   req.id = next_id++;
@@ -333,30 +403,34 @@ uint64_t Client::Impl::send_request(uint16_t split, EncodedTensor tensor, int to
   if (frame_bytes - proto::kHeaderSize > server_max_frame)
     return refuse(detail::resource_exhausted("request of ", frame_bytes, " bytes exceeds the server's limit of ",
                                              server_max_frame));
-  std::vector<uint8_t> frame;
-  frame.reserve(frame_bytes);
-  proto::append_frame(proto::FrameType::kRequest, proto::encode_request(req), &frame);
-  return enqueue(req.id, std::move(frame), ms, std::move(done));
+  auto frame = std::make_shared<std::vector<uint8_t>>();
+  frame->reserve(frame_bytes);
+  proto::append_frame(proto::FrameType::kRequest, proto::encode_request(req), frame.get());
+  return enqueue(req.id, std::move(frame), ms, std::move(done), /*retryable=*/true);
 }
 
 uint64_t Client::Impl::send_ping(uint32_t padding, uint32_t deadline_ms, ReplyCallback done) {
   if (shutting_down) return done(detail::unavailable("client is shutting down")), uint64_t(0);
-  if (!is_connected) return done(detail::unavailable("not connected to ", opt.server, " (reconnecting)")), uint64_t(0);
-  if (draining) return done(detail::unavailable("server ", opt.server, " is draining")), uint64_t(0);
+  if (!is_connected) return done(detail::unavailable("not connected to ", where(), " (reconnecting)")), uint64_t(0);
+  if (draining) return done(detail::unavailable("server ", where(), " is draining")), uint64_t(0);
   if (padding > (1u << 20)) return done(detail::invalid_argument("ping padding above 1 MiB: ", padding)), uint64_t(0);
   if (server_minor < 2) padding = 0;  // an older server reads exactly a nonce
   padding = std::min<uint32_t>(padding, server_max_frame > 8 ? server_max_frame - 8 : 0);
   const uint64_t id = next_id++;
-  std::vector<uint8_t> frame;
-  proto::append_frame(proto::FrameType::kPing, proto::encode_ping(id, padding), &frame);
-  return enqueue(id, std::move(frame), deadline_ms ? deadline_ms : opt.default_deadline_ms, std::move(done));
+  auto frame = std::make_shared<std::vector<uint8_t>>();
+  proto::append_frame(proto::FrameType::kPing, proto::encode_ping(id, padding), frame.get());
+  return enqueue(id, std::move(frame), deadline_ms ? deadline_ms : opt.default_deadline_ms, std::move(done),
+                 /*retryable=*/false);  // a ping measures this connection
 }
 
-uint64_t Client::Impl::enqueue(uint64_t id, std::vector<uint8_t> frame, uint32_t ms, ReplyCallback done) {
+uint64_t Client::Impl::enqueue(uint64_t id, std::shared_ptr<const std::vector<uint8_t>> frame, uint32_t ms,
+                               ReplyCallback done, bool retryable) {
   Pending p;
   p.done = std::move(done);
-  p.request_bytes = frame.size();
+  p.request_bytes = frame->size();
   p.sent = Clock::now();
+  p.sends = 1;
+  if (retryable) p.frame = frame;
   if (!driven()) {
     p.timer = std::make_unique<asio::steady_timer>(io, std::chrono::milliseconds(ms));
     p.timer->async_wait([this, self = shared_from_this(), id, ms](std::error_code ec) {
@@ -378,7 +452,8 @@ void Client::Impl::reconnect_now() {
     if (st.ok()) {
       on_connected();
     } else {
-      detail::logger()->debug("reconnect to {} failed: {}", opt.server, st.message());
+      detail::logger()->debug("reconnect failed: {}", st.message());
+      fail_parked(st);
       schedule_reconnect();
     }
     done = true;
@@ -401,6 +476,12 @@ Result<Reply> Client::Impl::call(uint32_t deadline_ms, const std::function<uint6
   while (!done && !io.stopped()) {
     if (io.run_one_until(deadline) == 0 && Clock::now() >= deadline)
       complete(id, detail::deadline_exceeded("no reply within ", ms, " ms"));
+    // The connection was lost with this request on it: reconnect now (to this server or the
+    // next) and send it again.
+    if (!done && !is_connected && has_parked()) {
+      next_attempt = Clock::now();
+      reconnect_now();
+    }
   }
   if (!done) return detail::unavailable("client is shutting down");
   return result;
@@ -444,11 +525,16 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& o) {
   if (o.max_frame_bytes < 1024) return detail::invalid_argument("max_frame_bytes must be at least 1024");
   if (o.reconnect_initial_ms == 0 || o.reconnect_max_ms < o.reconnect_initial_ms)
     return detail::invalid_argument("reconnect backoff must satisfy 0 < initial <= max");
-  auto hp = net::parse_host_port(o.server);
-  if (!hp.ok()) return hp.status();
   auto impl = std::make_shared<Impl>();
   impl->opt = o;
-  impl->hp = *hp;
+  for (size_t from = 0; from <= o.server.size();) {
+    size_t comma = o.server.find(',', from);
+    if (comma == std::string::npos) comma = o.server.size();
+    auto hp = net::parse_host_port(o.server.substr(from, comma - from));
+    if (!hp.ok()) return hp.status();
+    impl->endpoints.push_back(*hp);
+    from = comma + 1;
+  }
   Status st;
   if (impl->driven()) {
     std::lock_guard<std::mutex> lock(impl->call_mu);
