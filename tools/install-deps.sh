@@ -20,6 +20,8 @@ PACKAGES=(
   libbenchmark-dev                   # codec microbenchmarks
   libzstd-dev                        # the generic-compressor baseline in bench-codec
   time                               # peak memory in tools/device-footprint.sh
+  haproxy                            # the load-balancer test in front of two daemons
+  libopenblas0-openmp                # an optimised BLAS for LibTorch (the reference BLAS is 2.5-7x slower)
 )
 
 missing=()

@@ -101,6 +101,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("split-server: listening on port %u\n", unsigned((*server)->port()));
+  if ((*server)->http_port() != 0) std::printf("split-server: http on port %u\n", unsigned((*server)->http_port()));
   std::fflush(stdout);
   const int sig = libsplit::tools::wait_for_stop_signal();
   std::fprintf(stderr, "split-server: signal %d, draining (grace %u ms)\n", sig, drain_grace_ms);
