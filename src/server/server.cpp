@@ -109,7 +109,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start();
   void close();  // thread-safe
   void send(proto::FrameType type, std::vector<uint8_t> body, bool close_after = false);  // thread-safe
-  void finish_request();  // a worker is done with one request (thread-safe)
+  // A request's answer was handed to the socket (thread-safe): drain counts it done.
+  void finish_request();
   // The split id a request index names: "full", a manifest id, or "unknown".
   std::string split_label(uint16_t index) const;
   const std::string& model_name() const;
@@ -571,6 +572,7 @@ Result<Tensor> run_model(const Bundle& bundle, int index, const Tensor& x) {
 }  // namespace
 
 void Connection::reply_error(const Pending& p, const Status& s) {
+  --in_flight_;  // before the answer leaves: a client that sends again on reading it is admitted
   ++server_->failed;
   server_->metrics.request(model_name(), split_label(p.req->split), s.code());
   send(proto::FrameType::kError, proto::encode_error({p.req->id, s.code(), s.message()}));
@@ -588,6 +590,7 @@ void Connection::reply(const Pending& p, Tensor out, Clock::time_point start, Cl
   } else {
     r.top = top_k(out, p.req->top_k);
   }
+  --in_flight_;  // as in reply_error
   ++server_->ok;
   server_->metrics.request(model_name(), split_label(p.req->split), StatusCode::kOk);
   server_->metrics.timing(model_name(), std::chrono::duration<double>(start - p.arrival).count(),
@@ -695,7 +698,6 @@ void ServerState::run_batch(Model* model, Batcher* b) {
 }
 
 void Connection::finish_request() {
-  --in_flight_;
   if (--server_->in_flight_total == 0 && server_->draining) {
     std::lock_guard<std::mutex> lock(server_->mu);
     server_->idle_cv.notify_all();
