@@ -82,7 +82,7 @@ fi
 
 cmake -S . -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake" -DLIBSPLIT_SYSROOT="$sysroot" \
-  -DLIBSPLIT_WITH_OPENCV=OFF -DLIBSPLIT_BUILD_BENCHMARKS=OFF
+  -DLIBSPLIT_WITH_OPENCV=OFF -DLIBSPLIT_WITH_TLS=OFF -DLIBSPLIT_BUILD_BENCHMARKS=OFF
 jobs=$(nproc); ((jobs > 2)) && jobs=2
 cmake --build "$work/build" -j "$jobs"
 t1=$(date +%s)

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
 bash tools/build.sh  # the regular build: its split-server plays the edge
-cmake -S . -B build/device -G Ninja -DCMAKE_BUILD_TYPE=MinSizeRel -DLIBSPLIT_WITH_SERVER=OFF -DLIBSPLIT_WITH_OPENCV=OFF \
+cmake -S . -B build/device -G Ninja -DCMAKE_BUILD_TYPE=MinSizeRel -DLIBSPLIT_WITH_SERVER=OFF -DLIBSPLIT_WITH_OPENCV=OFF -DLIBSPLIT_WITH_TLS=OFF \
   -DLIBSPLIT_BUILD_TESTS=OFF -DLIBSPLIT_BUILD_BENCHMARKS=OFF -DCMAKE_SHARED_LINKER_FLAGS="-Wl,-Map=libsplit.map" > /dev/null
 jobs=$(nproc); ((jobs > 2)) && jobs=2
 cmake --build build/device -j "$jobs" --target libsplit split-client

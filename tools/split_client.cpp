@@ -207,6 +207,14 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "cpu, or cuda[:N] where LibTorch has CUDA")->capture_default_str();
   std::string token_file;
   app.add_option("--token-file", token_file, "File holding the server's pre-shared token")->check(CLI::ExistingFile);
+  bool tls = false;
+  std::string tls_ca, tls_cert, tls_key, tls_name;
+  app.add_flag("--tls", tls, "Connect with TLS (the server runs with --tls-cert/--tls-key)");
+  app.add_option("--tls-ca", tls_ca, "PEM CA the server's certificate must chain to (default: the system's trust store)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-server-name", tls_name, "Name the server's certificate must carry (default: the --server host)");
+  app.add_option("--tls-cert", tls_cert, "PEM client certificate, for a server that asks for one")->check(CLI::ExistingFile);
+  app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
   app.add_flag("--io-thread", io_thread,
                "Give the connection its own I/O thread (default: this loop drives the socket itself, "
                "one request at a time, which saves two thread hand-offs per request)");
@@ -293,6 +301,11 @@ int main(int argc, char** argv) {
     co.io_thread = io_thread || dynamic;  // dynamic probes the link in the background
     co.start_offline = dynamic;          // and runs locally until the server is there
     co.auth_token = token;
+    co.tls = tls || !tls_ca.empty() || !tls_cert.empty();
+    co.tls_ca_file = tls_ca;
+    co.tls_server_name = tls_name;
+    co.tls_cert_file = tls_cert;
+    co.tls_key_file = tls_key;
     auto c = libsplit::Client::connect(co);
     if (!c.ok()) return fail(c.status().to_string());
     client = std::move(*c);

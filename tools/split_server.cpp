@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", token_file,
                  "File holding a pre-shared token every client must present in its hello (not on the command line, "
                  "where other users could read it); empty = no token");
+  app.add_option("--tls-cert", o.tls_cert_file, "PEM certificate chain: with --tls-key, every connection is TLS");
+  app.add_option("--tls-key", o.tls_key_file, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", o.tls_client_ca_file,
+                 "PEM CA: every client must present a certificate that chains to it (mutual TLS)");
   app.add_option("--http", o.http_listen,
                  "HOST:PORT for /healthz, /readyz and /metrics (Prometheus text); default: none");
   app.add_option("--max-queue", o.max_queue_per_model,

@@ -45,6 +45,14 @@ struct ClientOptions {
   uint32_t reconnect_max_ms = 5000;       // backoff doubles up to this
   bool io_thread = true;                  // false: caller-driven (see above)
   std::string auth_token;                 // the server's pre-shared token, if it requires one
+  // TLS (a build with LIBSPLIT_WITH_TLS). The server's certificate must chain to tls_ca_file
+  // (PEM; "" = the system's trust store) and name tls_server_name ("" = the endpoint's host, a
+  // name or an IP address). A client certificate (both files, PEM) for servers that ask for one.
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_server_name;
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // false: connect() fails when the server cannot be reached. true: connect() returns a client
   // that keeps trying in the background (splits() stays empty until the first handshake), for a
   // device that must start, and run locally, while the edge is away.

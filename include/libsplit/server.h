@@ -40,6 +40,11 @@ struct ServerOptions {
   uint32_t batch_delay_us = 0;            // 0..1000000
   uint32_t summary_interval_ms = 60000;   // period of the summary log line; 0 = none
   std::string auth_token;                 // non-empty: every client's hello must carry it
+  // TLS (a build with LIBSPLIT_WITH_TLS): the certificate chain and private key, PEM. Set, every
+  // connection is TLS. tls_client_ca_file set: clients must present a certificate chaining to it.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
   std::string http_listen;                // HOST:PORT for /healthz, /readyz and /metrics
                                           // (Prometheus text); "" = no HTTP endpoint
 };
@@ -55,6 +60,7 @@ struct ServerStats {
   uint64_t protocol_errors = 0;       // malformed frames (the connection is closed)
   uint64_t forwards = 0;              // tail or full-model runs (fewer than requests_ok when batching)
   uint64_t forward_requests = 0;      // requests those runs carried
+  uint64_t tls_handshake_failures = 0;  // connections closed in the TLS handshake
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
 };

@@ -12,6 +12,7 @@
 #include "common/errors.h"
 #include "common/log.h"
 #include "net/endpoint.h"
+#include "net/stream.h"
 #include "protocol/frame_reader.h"
 #include "protocol/frames.h"
 
@@ -30,7 +31,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::thread thread;
-  tcp::socket socket{io};
+  net::Stream stream{tcp::socket(io)};  // TCP, or TLS over it
+  std::shared_ptr<net::TlsContext> tls;  // set: connections are TLS
   tcp::resolver resolver{io};
   asio::steady_timer handshake_timer{io};
   asio::steady_timer reconnect_timer{io};
@@ -74,6 +76,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   // tried once per call).
   void handshake(std::function<void(Status)> done, size_t tries_left = 0);
   void handshake_one(std::function<void(Status)> done);
+  void tls_handshake(std::function<void(Status)> finish);  // after connect, then send_hello
+  void send_hello(std::function<void(Status)> finish);     // the hello and its reply
   void on_connected();
   // Connection lost: requests sent once are parked for the next connection when `retry`, the
   // rest fail; schedules the reconnect.
@@ -120,8 +124,8 @@ void Client::Impl::handshake(std::function<void(Status)> done, size_t tries_left
 void Client::Impl::handshake_one(std::function<void(Status)> done) {
   const uint64_t gen = ++generation;
   std::error_code ignored;
-  socket.close(ignored);
-  socket = tcp::socket(io);
+  stream.socket().close(ignored);
+  stream = net::Stream(tcp::socket(io));
   reader = proto::FrameReader();
   auto self = shared_from_this();
   auto finished = std::make_shared<bool>(false);
@@ -131,7 +135,7 @@ void Client::Impl::handshake_one(std::function<void(Status)> done) {
     handshake_timer.cancel();
     if (!st.ok()) {
       std::error_code ig;
-      socket.close(ig);
+      stream.socket().close(ig);
     }
     done(st);
   };
@@ -142,10 +146,38 @@ void Client::Impl::handshake_one(std::function<void(Status)> done) {
   });
   resolver.async_resolve(endpoints[current].host, std::to_string(endpoints[current].port), [this, self, finish](std::error_code ec, tcp::resolver::results_type res) {
     if (ec) return finish(detail::unavailable("cannot resolve ", endpoints[current].host, ": ", ec.message()));
-    asio::async_connect(socket, res, [this, self, finish](std::error_code ec, const tcp::endpoint&) {
+    asio::async_connect(stream.socket(), res, [this, self, finish](std::error_code ec, const tcp::endpoint&) {
       if (ec) return finish(detail::unavailable("cannot connect to ", where(), ": ", ec.message()));
       std::error_code ig;
-      socket.set_option(tcp::no_delay(true), ig);
+      stream.socket().set_option(tcp::no_delay(true), ig);
+      if (tls) return tls_handshake(finish);
+      send_hello(finish);
+    });
+  });
+}
+
+void Client::Impl::tls_handshake(std::function<void(Status)> finish) {
+#ifdef LIBSPLIT_HAVE_TLS
+  stream.start_tls(*tls);
+  auto* s = stream.tls();
+  // The certificate must name the server: its host name (sent as SNI too) or its IP address.
+  const std::string name = opt.tls_server_name.empty() ? endpoints[current].host : opt.tls_server_name;
+  std::error_code ig;
+  if (asio::ip::make_address(name, ig), ig) SSL_set_tlsext_host_name(s->native_handle(), name.c_str());
+  s->set_verify_callback(asio::ssl::host_name_verification(name));
+  s->async_handshake(asio::ssl::stream_base::client, [this, self = shared_from_this(), finish](std::error_code ec) {
+    if (ec) return finish(detail::unavailable("TLS handshake with ", where(), " failed: ", ec.message()));
+    send_hello(finish);
+  });
+#else
+  finish(detail::failed_precondition("TLS was asked for, but libsplit was built without it"));
+#endif
+}
+
+void Client::Impl::send_hello(std::function<void(Status)> finish) {
+  auto self = shared_from_this();
+  {
+    {
       proto::Hello h;
       h.model = opt.model;
       h.version = opt.version;
@@ -154,14 +186,16 @@ void Client::Impl::handshake_one(std::function<void(Status)> done) {
       h.token = opt.auth_token;
       auto frame = std::make_shared<std::vector<uint8_t>>();
       proto::append_frame(proto::FrameType::kHello, proto::encode_hello(h), frame.get());
-      asio::async_write(socket, asio::buffer(*frame), [this, self, finish, frame](std::error_code ec, size_t) {
+      stream.async_write(asio::buffer(*frame), [this, self, finish, frame](std::error_code ec, size_t) {
         if (ec) return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message()));
-        asio::async_read(socket, asio::buffer(header_buf), [this, self, finish](std::error_code ec, size_t n) {
-          if (ec) return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message()));
+        stream.async_read(asio::buffer(header_buf), [this, self, finish](std::error_code ec, size_t n) {
+          if (ec)
+            return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message(),
+                                              tls ? "" : " (a server that requires TLS closes plain connections)"));
           Status st = proto::decode_header(header_buf.data(), n, opt.max_frame_bytes, &header);
           if (!st.ok()) return finish(Status(StatusCode::kUnavailable, "handshake reply: " + st.message()));
           body.resize(header.body_length);
-          asio::async_read(socket, asio::buffer(body), [this, self, finish](std::error_code ec, size_t) {
+          stream.async_read(asio::buffer(body), [this, self, finish](std::error_code ec, size_t) {
             if (ec) return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message()));
             Status st = proto::check_body(header, body.data(), body.size());
             if (!st.ok()) return finish(st);
@@ -196,8 +230,8 @@ void Client::Impl::handshake_one(std::function<void(Status)> done) {
           });
         });
       });
-    });
-  });
+    }
+  }
 }
 
 void Client::Impl::on_connected() {
@@ -226,7 +260,7 @@ void Client::Impl::drop(const Status& why, bool retry) {
   draining = false;
   ++generation;
   std::error_code ig;
-  socket.close(ig);
+  stream.socket().close(ig);
   write_queue.clear();
   writing = false;
   const Status st(why.code() == StatusCode::kOk ? StatusCode::kUnavailable : why.code(), why.message());
@@ -293,7 +327,7 @@ void Client::Impl::schedule_reconnect() {
 void Client::Impl::read_loop(uint64_t gen) {
   size_t n = 0;
   uint8_t* p = reader.space(&n);
-  socket.async_read_some(asio::buffer(p, n), [this, self = shared_from_this(), gen](std::error_code ec, size_t got) {
+  stream.async_read_some(asio::buffer(p, n), [this, self = shared_from_this(), gen](std::error_code ec, size_t got) {
     if (gen != generation) return;
     if (ec) return drop(detail::unavailable("connection to ", where(), " closed: ", ec.message()), /*retry=*/true);
     reader.commit(got);
@@ -372,7 +406,7 @@ void Client::Impl::complete(uint64_t id, Result<Reply> r) {
 void Client::Impl::write_next() {
   if (writing || write_queue.empty() || !is_connected) return;
   writing = true;
-  asio::async_write(socket, asio::buffer(*write_queue.front()),
+  stream.async_write(asio::buffer(*write_queue.front()),
                     [this, self = shared_from_this(), gen = generation](std::error_code ec, size_t) {
                       if (gen != generation) return;
                       writing = false;
@@ -496,7 +530,7 @@ void Client::Impl::shut_down() {
   handshake_timer.cancel();
   drop(detail::unavailable("client closed"));
   std::error_code ig;
-  socket.close(ig);
+  stream.socket().close(ig);
 }
 
 Client::~Client() {
@@ -527,6 +561,13 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& o) {
     return detail::invalid_argument("reconnect backoff must satisfy 0 < initial <= max");
   auto impl = std::make_shared<Impl>();
   impl->opt = o;
+  if (!o.tls && (!o.tls_ca_file.empty() || !o.tls_cert_file.empty() || !o.tls_key_file.empty()))
+    return detail::invalid_argument("TLS files were given but ClientOptions.tls is false");
+  if (o.tls) {
+    auto tls = net::make_client_tls(o.tls_ca_file, o.tls_cert_file, o.tls_key_file);
+    if (!tls.ok()) return tls.status();
+    impl->tls = std::move(*tls);
+  }
   for (size_t from = 0; from <= o.server.size();) {
     size_t comma = o.server.find(',', from);
     if (comma == std::string::npos) comma = o.server.size();

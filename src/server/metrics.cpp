@@ -31,7 +31,7 @@ Metrics::Metrics()
     // Seconds: 50 us .. 10 s, roughly x2.5 apart (queue waits are short, tails ms to seconds).
     : bounds_{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10},
       batch_bounds_{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024} {
-  for (const char* cause : {"queue_full", "in_flight", "deadline"}) rejected_[cause] = 0;
+  for (const char* cause : {"queue_full", "in_flight", "deadline", "tls"}) rejected_[cause] = 0;
 }
 
 void Metrics::request(const std::string& model, const std::string& split, StatusCode code) {

@@ -22,7 +22,8 @@ class Metrics {
   void timing(const std::string& model, double queue_wait_s, double tail_s);
   // One forward of the tail (or full model) over `size` requests.
   void batch(const std::string& model, size_t size);
-  // A request refused without running: "queue_full", "in_flight", "deadline".
+  // A request refused without running: "queue_full", "in_flight", "deadline"; or a connection
+  // refused in its TLS handshake: "tls".
   void rejected(const std::string& cause);
 
   struct Gauges {

@@ -22,6 +22,7 @@
 #include "libsplit/bundle.h"
 #include "libsplit/preprocess.h"
 #include "net/endpoint.h"
+#include "net/stream.h"
 #include "protocol/frame_reader.h"
 #include "server/http.h"
 #include "server/metrics.h"
@@ -132,7 +133,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void do_close();
 
   ServerState* server_;
-  tcp::socket socket_;
+  net::Stream stream_;  // TCP, or TLS over it
   asio::strand<asio::any_io_executor> strand_;
   // One deadline for the connection (handshake, frame, idle); the timer is re-armed only when
   // it fires early or the deadline moves earlier, so a request costs no timer system call.
@@ -173,6 +174,8 @@ struct ServerState {
   uint16_t port = 0;
 
   std::atomic<uint64_t> accepted{0}, open{0}, rejected{0}, ok{0}, failed{0}, proto_errors{0}, rx{0}, tx{0};
+  std::shared_ptr<net::TlsContext> tls;  // set: every connection is TLS
+  std::atomic<uint64_t> tls_failures{0};
   std::atomic<uint64_t> queue_full{0}, late{0}, forwards{0}, forward_requests{0};
   server::Metrics metrics;
   std::unique_ptr<server::HttpEndpoint> http;
@@ -283,18 +286,36 @@ void ServerState::schedule_summary() {
 }
 
 Connection::Connection(ServerState* server, tcp::socket socket)
-    : server_(server), socket_(std::move(socket)), strand_(socket_.get_executor()), timer_(socket_.get_executor()) {
+    : server_(server), stream_(std::move(socket)), strand_(stream_.socket().get_executor()),
+      timer_(stream_.socket().get_executor()) {
   std::error_code ec;
-  auto ep = socket_.remote_endpoint(ec);
+  auto ep = stream_.socket().remote_endpoint(ec);
   peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
-  socket_.set_option(tcp::no_delay(true), ec);
+  stream_.socket().set_option(tcp::no_delay(true), ec);
+  if (server->tls) stream_.start_tls(*server->tls);
 }
 
 void Connection::start() {
   ++server_->open;
   detail::logger()->info("connection from {}", peer_);
   asio::dispatch(strand_, [self = shared_from_this()] {
+    // The TLS handshake and the hello share the handshake timeout.
     self->set_deadline(self->server_->opt.handshake_timeout_ms, "handshake timeout");
+#ifdef LIBSPLIT_HAVE_TLS
+    if (auto* tls = self->stream_.tls()) {
+      tls->async_handshake(asio::ssl::stream_base::server, asio::bind_executor(self->strand_, [self](std::error_code ec) {
+        if (self->closing_) return;
+        if (ec) {
+          ++self->server_->tls_failures;
+          self->server_->metrics.rejected("tls");
+          detail::logger()->info("closing {}: TLS handshake failed: {}", self->peer_, ec.message());
+          return self->do_close();
+        }
+        self->read_more();
+      }));
+      return;
+    }
+#endif
     self->read_more();
   });
 }
@@ -323,7 +344,7 @@ void Connection::read_more() {
   if (closing_ || close_after_write_) return;
   size_t n = 0;
   uint8_t* p = reader_.space(&n);
-  socket_.async_read_some(asio::buffer(p, n),
+  stream_.async_read_some(asio::buffer(p, n),
                           asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, size_t got) {
                             if (ec) return self->do_close();
                             self->server_->rx += got;
@@ -721,7 +742,7 @@ void Connection::send(proto::FrameType type, std::vector<uint8_t> body, bool clo
       self->write_queue_.push_back(std::move(frame));
       self->close_after_write_ = true;
       std::error_code ignored;
-      self->socket_.shutdown(tcp::socket::shutdown_receive, ignored);
+      self->stream_.socket().shutdown(tcp::socket::shutdown_receive, ignored);
       if (!self->writing_) self->start_write_locked();
     });
     return;
@@ -729,12 +750,13 @@ void Connection::send(proto::FrameType type, std::vector<uint8_t> body, bool clo
   std::unique_lock<std::mutex> lock(write_mu_);
   if (closing_) return;
   size_t sent = 0;
-  if (!writing_ && write_queue_.empty()) {
+  if (!writing_ && write_queue_.empty() && !stream_.is_tls()) {
     // Nothing queued: write from this thread (a worker, usually) instead of waking the I/O
-    // thread for it. The socket is non-blocking; whatever the kernel does not take now is
-    // queued for the strand. closing_ is checked under write_mu_, which do_close holds while it
-    // closes the descriptor, so this never writes to a closed (or reused) descriptor.
-    const ssize_t n = ::send(socket_.native_handle(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    // thread for it (plain TCP only: a TLS stream is written from its strand). The socket is
+    // non-blocking; whatever the kernel does not take now is queued for the strand. closing_ is
+    // checked under write_mu_, which do_close holds while it closes the descriptor, so this
+    // never writes to a closed (or reused) descriptor.
+    const ssize_t n = ::send(stream_.socket().native_handle(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
       sent = size_t(n);
       server_->tx += sent;
@@ -768,7 +790,7 @@ void Connection::start_write_locked() {
     return;
   }
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(write_queue_.front()),
+  stream_.async_write(asio::buffer(write_queue_.front()),
                     asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, size_t n) {
                       self->server_->tx += n;
                       bool failed = false;
@@ -798,8 +820,8 @@ void Connection::do_close() {
     closing_ = true;
     std::error_code ignored;
     timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
     // A write in progress still owns the front buffer until its handler runs (with an error).
     if (!writing_) write_queue_.clear();
   }
@@ -851,8 +873,17 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
     return invalid_argument("batch_delay_us must be at most 1000000 (1 s), got ", o.batch_delay_us);
   auto hp = net::parse_host_port(o.listen);
   if (!hp.ok()) return hp.status();
+  if (!o.tls_cert_file.empty() || !o.tls_key_file.empty() || !o.tls_client_ca_file.empty()) {
+    if (o.tls_cert_file.empty() || o.tls_key_file.empty())
+      return invalid_argument("TLS needs tls_cert_file and tls_key_file (tls_client_ca_file adds client verification)");
+  }
   auto impl = std::make_unique<Impl>();
   impl->opt = o;
+  if (!o.tls_cert_file.empty()) {
+    auto tls = net::make_server_tls(o.tls_cert_file, o.tls_key_file, o.tls_client_ca_file);
+    if (!tls.ok()) return tls.status();
+    impl->tls = std::move(*tls);
+  }
   // The HTTP endpoint comes up first, on the first I/O thread, so /healthz answers and /readyz
   // says "not ready" while the bundles load and warm up.
   if (!o.http_listen.empty()) {
@@ -973,6 +1004,7 @@ ServerStats Server::stats() const {
   s.rejected_deadline = impl_->late;
   s.protocol_errors = impl_->proto_errors;
   s.forwards = impl_->forwards;
+  s.tls_handshake_failures = impl_->tls_failures;
   s.forward_requests = impl_->forward_requests;
   s.bytes_received = impl_->rx;
   s.bytes_sent = impl_->tx;
