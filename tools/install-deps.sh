@@ -21,6 +21,7 @@ PACKAGES=(
   libzstd-dev                        # the generic-compressor baseline in bench-codec
   time                               # peak memory in tools/device-footprint.sh
   haproxy                            # the load-balancer test in front of two daemons
+  libssl-dev openssl                 # TLS (LIBSPLIT_WITH_TLS) and the test certificates
   clang libclang-rt-14-dev           # libFuzzer + sanitizers for the protocol fuzzer (tests/fuzz)
   libopenblas0-openmp                # an optimised BLAS for LibTorch (the reference BLAS is 2.5-7x slower)
 )
