@@ -7,9 +7,19 @@ separate process on 127.0.0.1), logits pickled back. Same TorchScript files as l
 Reports per-request overhead = total - head - tail (the tail as timed by the server).
 
   /usr/bin/python3 benchmarks/pickle_baseline.py --bundle models/fmnist-resnet --split bf2
+
+With --throughput, the server's throughput instead: it serves every connection on a thread of
+its own (the tail releases the GIL, as a threaded research server would run it), and --clients
+client processes send the same quantized bottleneck closed-loop (the next request when the
+previous is answered) for --warmup-s + --seconds; answers completed inside the measured window
+count. Prints requests per second and round-trip percentiles (JSON with --json).
+
+  /usr/bin/python3 benchmarks/pickle_baseline.py --bundle models/fmnist-resnet --split bf2 \
+      --throughput --clients 8 --seconds 20
 """
 import argparse
 import json
+import multiprocessing
 import os
 import pickle
 import socket
@@ -66,6 +76,99 @@ def serve(args):
             send_msg(conn, pickle.dumps({"logits": logits, "tail_s": t1 - t0}))
 
 
+def serve_many(args):
+    """One thread per connection; each runs dequantize + tail under torch.no_grad()."""
+    import socketserver
+    import threading
+
+    torch.set_num_threads(args.threads)
+    tail = torch.jit.load(os.path.join(args.bundle, args.tail_file)).eval()
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            conn = self.request
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with torch.no_grad():
+                while True:
+                    try:
+                        msg = pickle.loads(recv_msg(conn))
+                    except ConnectionError:
+                        return
+                    t0 = time.perf_counter()
+                    z = quant.dequantize_tensor(msg["q"], msg["scale"], msg["zero_point"])
+                    logits = tail(z)
+                    send_msg(conn, pickle.dumps({"logits": logits, "tail_s": time.perf_counter() - t0}))
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    srv = Server(("127.0.0.1", 0), Handler)
+    print(srv.server_address[1], flush=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    sys.stdin.read()  # until the parent closes our stdin
+    srv.shutdown()
+
+
+def load_client(port, payload, t_from, t_until, out):
+    """One closed-loop client process: completions (and their round trips) inside the window."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    lat = []
+    while True:
+        a = time.time()
+        if a >= t_until:
+            break
+        send_msg(sock, payload)
+        pickle.loads(recv_msg(sock))["logits"].softmax(1).topk(1)
+        b = time.time()
+        if t_from <= b <= t_until:
+            lat.append((b - a) * 1000)
+    sock.close()
+    out.put(lat)
+
+
+def throughput(args, manifest, split):
+    torch.set_num_threads(args.threads)
+    head = torch.jit.load(os.path.join(args.bundle, split["head"])).eval()
+    g = torch.Generator().manual_seed(42)
+    shape = manifest["input"]["shape"]
+    mean = torch.tensor(manifest["input"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(manifest["input"]["std"]).view(1, -1, 1, 1)
+    with torch.no_grad():
+        z = head((torch.randint(0, 256, shape, generator=g).float() / 255.0 - mean) / std)
+    q, scale, zp = quant.quantize_tensor(z, 8)
+    payload = pickle.dumps({"q": q, "scale": scale, "zero_point": zp})
+    server = subprocess.Popen([sys.executable, __file__, "--serve-many", "--bundle", args.bundle, "--tail-file",
+                               split["tail"], "--threads", str(args.threads)], stdout=subprocess.PIPE,
+                              stdin=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        t_from = time.time() + 2.0 + args.warmup_s  # 2 s for the client processes to start
+        t_until = t_from + args.seconds
+        procs = [ctx.Process(target=load_client, args=(port, payload, t_from, t_until, out)) for _ in range(args.clients)]
+        for p in procs:
+            p.start()
+        lat = []
+        for _ in procs:
+            lat += out.get(timeout=args.warmup_s + args.seconds + 120)
+        for p in procs:
+            p.join()
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+    rps = len(lat) / args.seconds
+    p = pct(lat) if lat else {"p50": 0, "p90": 0, "p99": 0, "max": 0}
+    print(f"pickle-over-TCP baseline server, bundle {manifest['name']} split {split['id']}: {args.clients} clients, "
+          f"{args.threads} thread(s) per forward, {args.seconds:.0f} s after {args.warmup_s:.0f} s warm-up: "
+          f"{rps:.2f} req/s, round trip p50 {p['p50']:.3f} ms p99 {p['p99']:.3f} ms ({len(lat)} requests)")
+    if args.json:
+        json.dump({"bundle": manifest["name"], "split": split["id"], "clients": args.clients, "seconds": args.seconds,
+                   "rps": rps, "requests": len(lat), "round_trip_ms": p}, open(args.json, "w"), indent=2)
+
+
 def pct(v):
     v = sorted(v)
     at = lambda q: v[min(len(v) - 1, max(0, int(-(-q * len(v) // 1)) - 1))]  # noqa: E731
@@ -80,16 +183,25 @@ def main():
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json")
+    ap.add_argument("--throughput", action="store_true", help="measure the server's throughput (see above)")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--warmup-s", type=float, default=3)
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-many", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tail-file", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         return serve(args)
+    if args.serve_many:
+        return serve_many(args)
     manifest = json.load(open(os.path.join(args.bundle, "manifest.json")))
     split_id = args.split or manifest.get("default_split") or manifest["splits"][0]["id"]
     split = next((s for s in manifest["splits"] if s["id"] == split_id), None)
     if split is None:
         sys.exit(f"pickle_baseline: no split '{split_id}' in {args.bundle}")
+    if args.throughput:
+        return throughput(args, manifest, split)
     torch.set_num_threads(args.threads)
     head = torch.jit.load(os.path.join(args.bundle, split["head"])).eval()
     server = subprocess.Popen([sys.executable, __file__, "--serve", "--bundle", args.bundle, "--tail-file", split["tail"],

@@ -21,6 +21,14 @@ namespace {
 using asio::ip::tcp;
 namespace proto = libsplit::protocol;
 
+// AddressSanitizer holds freed memory in quarantine (up to 256 MiB): resident memory says nothing
+// about the daemon's own growth there, so the memory bounds apply to uninstrumented builds only.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kCheckRss = false;
+#else
+constexpr bool kCheckRss = true;
+#endif
+
 long rss_kb() {
   std::ifstream f("/proc/self/status");
   std::string line;
@@ -238,7 +246,7 @@ TEST_F(Robustness, RandomBytesDoNotCrashOrGrowMemory) {
     read_to_eof(s);
   }
   const long after = rss_kb();
-  EXPECT_LT(after - before, 32 * 1024) << "RSS grew from " << before << " kB to " << after << " kB";
+  if (kCheckRss) EXPECT_LT(after - before, 32 * 1024) << "RSS grew from " << before << " kB to " << after << " kB";
   valid_request_succeeds();
   const auto st = server_->stats();
   EXPECT_GT(st.protocol_errors, 100u);
@@ -272,7 +280,7 @@ TEST_F(Robustness, ThousandConnectsAndResetsMidFrame) {
   }
   valid_request_succeeds();
   const long after = rss_kb();
-  EXPECT_LT(after - before, 32 * 1024) << "RSS grew from " << before << " kB to " << after << " kB";
+  if (kCheckRss) EXPECT_LT(after - before, 32 * 1024) << "RSS grew from " << before << " kB to " << after << " kB";
   EXPECT_GE(server_->stats().connections_accepted, 1000u);
 }
 
@@ -325,7 +333,7 @@ TEST_F(Robustness, HundredThousandRequestsInBoundedMemory) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const long after = rss_kb();
   EXPECT_EQ(ok, 105000u);
-  EXPECT_LT(after - before, 16 * 1024) << "RSS grew from " << before << " kB to " << after << " kB over 100,000 requests";
+  if (kCheckRss) EXPECT_LT(after - before, 16 * 1024) << "RSS grew from " << before << " kB to " << after << " kB over 100,000 requests";
   std::printf("100,000 requests in %.1f s; RSS %ld kB -> %ld kB\n", s, before, after);
 }
 

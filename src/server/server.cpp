@@ -981,6 +981,14 @@ void Server::stop() {
   impl_->io.stop();
   for (auto& t : impl_->io_threads)
     if (t.joinable()) t.join();
+  // Requests that reached a batch queue after the workers stopped hold their connection (and
+  // its timer, which needs the io_context): release them while it is alive.
+  for (auto& [name, versions] : impl_->models)
+    for (auto& [version, model] : versions)
+      for (auto& b : model.batchers) {
+        std::lock_guard<std::mutex> lock(b->mu);
+        b->queue.clear();
+      }
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->connections.clear();
