@@ -63,7 +63,7 @@ echo 2500 > "$CG/cpu.cfs_quota_us"
 client() {  # json_path limit
   bash -c 'echo $$ > "$0/tasks"; exec "$@"' "$CG" "$BIN/split-client" --server "127.0.0.1:$EMU_PORT" \
     --bundle "$MODELS/mnv2-96" --split dynamic --input "$WORK/images" --limit "$2" --threads 1 \
-    --top-k 1 --json "$1" --log-level error
+    --top-k 1 --json "$1" --log-level error --reconnect-max-ms 200
 }
 # Per-request lines: name, class, score, strategy, ms[, fallback=why]. Header lines start with #.
 strategies() { awk -F'\t' 'NF >= 5 && $1 !~ /^#/ {print $4}' "$1"; }

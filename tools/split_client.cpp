@@ -207,6 +207,10 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "cpu, or cuda[:N] where LibTorch has CUDA")->capture_default_str();
   std::string token_file;
   app.add_option("--token-file", token_file, "File holding the server's pre-shared token")->check(CLI::ExistingFile);
+  uint32_t reconnect_max_ms = 5000;
+  app.add_option("--reconnect-max-ms", reconnect_max_ms,
+                 "Longest wait between reconnect attempts when the server is away (the wait doubles from 50 ms)")
+      ->capture_default_str()->check(CLI::Range(50, 600000));
   bool tls = false;
   std::string tls_ca, tls_cert, tls_key, tls_name;
   app.add_flag("--tls", tls, "Connect with TLS (the server runs with --tls-cert/--tls-key)");
@@ -301,6 +305,7 @@ int main(int argc, char** argv) {
     co.io_thread = io_thread || dynamic;  // dynamic probes the link in the background
     co.start_offline = dynamic;          // and runs locally until the server is there
     co.auth_token = token;
+    co.reconnect_max_ms = reconnect_max_ms;
     co.tls = tls || !tls_ca.empty() || !tls_cert.empty();
     co.tls_ca_file = tls_ca;
     co.tls_server_name = tls_name;
