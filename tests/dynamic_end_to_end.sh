@@ -60,10 +60,12 @@ done
 mkdir "$CG"
 echo 10000 > "$CG/cpu.cfs_period_us"
 echo 2500 > "$CG/cpu.cfs_quota_us"
-client() {  # json_path limit
+client() {  # json_path limit [more split-client flags]
+  local json=$1 limit=$2
+  shift 2
   bash -c 'echo $$ > "$0/tasks"; exec "$@"' "$CG" "$BIN/split-client" --server "127.0.0.1:$EMU_PORT" \
-    --bundle "$MODELS/mnv2-96" --split dynamic --input "$WORK/images" --limit "$2" --threads 1 \
-    --top-k 1 --json "$1" --log-level error --reconnect-max-ms 200
+    --bundle "$MODELS/mnv2-96" --split dynamic --input "$WORK/images" --limit "$limit" --threads 1 \
+    --top-k 1 --json "$json" --log-level error --reconnect-max-ms 200 "$@"
 }
 # Per-request lines: name, class, score, strategy, ms[, fallback=why]. Header lines start with #.
 strategies() { awk -F'\t' 'NF >= 5 && $1 !~ /^#/ {print $4}' "$1"; }
@@ -97,7 +99,9 @@ echo "phase 1: $fast_offload/35 offloaded at 50 Mbit/s; moved $moved requests af
 echo "== 2. server killed after request 20, restarted after request 40"
 "$BIN/split-linkemu" --send "127.0.0.1:$CTL_PORT" "set both rate=50mbit" > /dev/null
 n=0
-client "$WORK/phase2.json" 120 | while IFS= read -r line; do
+# Paced at 15 requests/s: the 80 after the restart take at least 5 s, whatever the device's speed,
+# so the restarted server (loading its model on a busy machine) is up before they end.
+client "$WORK/phase2.json" 120 --rate 15 | while IFS= read -r line; do
   printf '%s\n' "$line" >> "$WORK/phase2.log"
   if [[ $line == *$'\t'*ms* && $line != \#* ]]; then
     n=$((n + 1))
