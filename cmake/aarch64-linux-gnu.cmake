@@ -7,7 +7,8 @@
 # tools/cross-aarch64.sh makes one from Debian's arm64 packages.
 #
 #   cmake -S . -B build/aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
-#         -DLIBSPLIT_SYSROOT=/path/to/sysroot
+#         -DLIBSPLIT_SYSROOT=/path/to/sysroot [-DLIBSPLIT_AARCH64_CPU=cortex-a72]
+# or, per board, -DCMAKE_TOOLCHAIN_FILE=cmake/board-jetson-nano.cmake (board-rpi4, board-rpi5).
 #
 # Executables run through qemu-aarch64 (qemu-user) when one is installed, so ctest and
 # gtest_discover_tests work on an x86-64 build machine.
@@ -47,6 +48,25 @@ endforeach()
 foreach(kind EXE SHARED MODULE)
   set(CMAKE_${kind}_LINKER_FLAGS_INIT "${_ls_rpath_link}")
 endforeach()
+
+# The board's core, for the compiler's tuning and instruction choice: generic (armv8-a, runs on
+# every 64-bit Arm board), cortex-a57 (Jetson Nano), cortex-a72 (Raspberry Pi 4), cortex-a76
+# (Raspberry Pi 5). The board files (cmake/board-*.cmake) set it; never -march=native.
+if(NOT LIBSPLIT_AARCH64_CPU)
+  set(LIBSPLIT_AARCH64_CPU generic)
+endif()
+set(LIBSPLIT_AARCH64_CPU "${LIBSPLIT_AARCH64_CPU}" CACHE STRING "Target core: generic, cortex-a57, cortex-a72 or cortex-a76")
+set_property(CACHE LIBSPLIT_AARCH64_CPU PROPERTY STRINGS generic cortex-a57 cortex-a72 cortex-a76)
+list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES LIBSPLIT_AARCH64_CPU)
+if(LIBSPLIT_AARCH64_CPU STREQUAL "generic")
+  set(_ls_cpu_flag "-march=armv8-a")
+elseif(LIBSPLIT_AARCH64_CPU MATCHES "^cortex-a(57|72|76)$")
+  set(_ls_cpu_flag "-mcpu=${LIBSPLIT_AARCH64_CPU}")
+else()
+  message(FATAL_ERROR "LIBSPLIT_AARCH64_CPU=${LIBSPLIT_AARCH64_CPU}: expected generic, cortex-a57, cortex-a72 or cortex-a76")
+endif()
+set(CMAKE_C_FLAGS_INIT "${_ls_cpu_flag}")
+set(CMAKE_CXX_FLAGS_INIT "${_ls_cpu_flag}")
 
 find_program(LIBSPLIT_QEMU_AARCH64 qemu-aarch64)
 if(LIBSPLIT_QEMU_AARCH64)
