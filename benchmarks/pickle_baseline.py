@@ -53,15 +53,8 @@ def send_msg(sock, payload):
     sock.sendall(struct.pack("<Q", len(payload)) + payload)
 
 
-def serve(args):
-    torch.set_num_threads(args.threads)
-    tail = torch.jit.load(os.path.join(args.bundle, args.tail_file)).eval()
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    print(srv.getsockname()[1], flush=True)
-    conn, _ = srv.accept()
+def answer(conn, tail):
+    """The peer server's loop for one connection: unpickle, dequantize, tail, pickle back."""
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     with torch.no_grad():
         while True:
@@ -76,6 +69,18 @@ def serve(args):
             send_msg(conn, pickle.dumps({"logits": logits, "tail_s": t1 - t0}))
 
 
+def serve(args):
+    torch.set_num_threads(args.threads)
+    tail = torch.jit.load(os.path.join(args.bundle, args.tail_file)).eval()
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    print(srv.getsockname()[1], flush=True)
+    conn, _ = srv.accept()
+    answer(conn, tail)
+
+
 def serve_many(args):
     """One thread per connection; each runs dequantize + tail under torch.no_grad()."""
     import socketserver
@@ -86,18 +91,7 @@ def serve_many(args):
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
-            conn = self.request
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with torch.no_grad():
-                while True:
-                    try:
-                        msg = pickle.loads(recv_msg(conn))
-                    except ConnectionError:
-                        return
-                    t0 = time.perf_counter()
-                    z = quant.dequantize_tensor(msg["q"], msg["scale"], msg["zero_point"])
-                    logits = tail(z)
-                    send_msg(conn, pickle.dumps({"logits": logits, "tail_s": time.perf_counter() - t0}))
+            answer(self.request, tail)
 
     class Server(socketserver.ThreadingTCPServer):
         daemon_threads = True

@@ -4,14 +4,19 @@
 // that says so, and the server keeps serving.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "libsplit/libsplit.h"
 
 namespace {
 
-const std::string kCerts = std::string(LIBSPLIT_TEST_TMP) + "/tls-certs";
+// One directory per process: ctest runs each test in a process of its own, in parallel, and each
+// makes its certificates (a shared directory would be rewritten under another's feet).
+const std::string kCerts = std::string(LIBSPLIT_TEST_TMP) + "/tls-certs-" + std::to_string(::getpid());
 
 class Tls : public ::testing::Test {
  protected:
@@ -19,6 +24,7 @@ class Tls : public ::testing::Test {
     const std::string cmd = "bash " + std::string(LIBSPLIT_SOURCE_DIR) + "/tests/tls_certs.sh " + kCerts;
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   }
+  static void TearDownTestSuite() { std::filesystem::remove_all(kCerts); }
   static std::string cert(const std::string& name) { return kCerts + "/" + name; }
 
   std::unique_ptr<libsplit::Server> server(libsplit::ServerOptions so) {

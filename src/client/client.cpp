@@ -57,11 +57,11 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     std::unique_ptr<asio::steady_timer> timer;  // the deadline; caller-driven calls watch it themselves
     Clock::time_point sent;
     size_t request_bytes = 0;
-    // Kept until answered: a request whose connection was lost is sent once more, on the next
-    // connection (to the same server or the next endpoint). Inference requests are idempotent.
+    // Set until the request is sent a second time: a request whose connection was lost is sent
+    // once more, on the next connection (to the same server or the next endpoint). Inference
+    // requests are idempotent; pings are not resent (they measure their connection).
     std::shared_ptr<const std::vector<uint8_t>> frame;
     bool parked = false;  // waiting for a new connection
-    int sends = 0;
   };
   std::unordered_map<uint64_t, Pending> pending;
   std::deque<std::shared_ptr<const std::vector<uint8_t>>> write_queue;
@@ -83,6 +83,9 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   // rest fail; schedules the reconnect.
   void drop(const Status& why, bool retry = false);
   void fail_parked(const Status& why);
+  // Completes every pending request `which` selects with `st`.
+  template <typename Which>
+  void fail_pending(Which which, const Status& st);
   bool has_parked() const {
     for (const auto& [id, p] : pending)
       if (p.parked) return true;
@@ -176,62 +179,58 @@ void Client::Impl::tls_handshake(std::function<void(Status)> finish) {
 
 void Client::Impl::send_hello(std::function<void(Status)> finish) {
   auto self = shared_from_this();
-  {
-    {
-      proto::Hello h;
-      h.model = opt.model;
-      h.version = opt.version;
-      h.split = opt.split;
-      h.max_frame = opt.max_frame_bytes;
-      h.token = opt.auth_token;
-      auto frame = std::make_shared<std::vector<uint8_t>>();
-      proto::append_frame(proto::FrameType::kHello, proto::encode_hello(h), frame.get());
-      stream.async_write(asio::buffer(*frame), [this, self, finish, frame](std::error_code ec, size_t) {
+  proto::Hello h;
+  h.model = opt.model;
+  h.version = opt.version;
+  h.split = opt.split;
+  h.max_frame = opt.max_frame_bytes;
+  h.token = opt.auth_token;
+  auto frame = std::make_shared<std::vector<uint8_t>>();
+  proto::append_frame(proto::FrameType::kHello, proto::encode_hello(h), frame.get());
+  stream.async_write(asio::buffer(*frame), [this, self, finish, frame](std::error_code ec, size_t) {
+    if (ec) return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message()));
+    stream.async_read(asio::buffer(header_buf), [this, self, finish](std::error_code ec, size_t n) {
+      if (ec)
+        return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message(),
+                                          tls ? "" : " (a server that requires TLS closes plain connections)"));
+      Status st = proto::decode_header(header_buf.data(), n, opt.max_frame_bytes, &header);
+      if (!st.ok()) return finish(Status(StatusCode::kUnavailable, "handshake reply: " + st.message()));
+      body.resize(header.body_length);
+      stream.async_read(asio::buffer(body), [this, self, finish](std::error_code ec, size_t) {
         if (ec) return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message()));
-        stream.async_read(asio::buffer(header_buf), [this, self, finish](std::error_code ec, size_t n) {
-          if (ec)
-            return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message(),
-                                              tls ? "" : " (a server that requires TLS closes plain connections)"));
-          Status st = proto::decode_header(header_buf.data(), n, opt.max_frame_bytes, &header);
-          if (!st.ok()) return finish(Status(StatusCode::kUnavailable, "handshake reply: " + st.message()));
-          body.resize(header.body_length);
-          stream.async_read(asio::buffer(body), [this, self, finish](std::error_code ec, size_t) {
-            if (ec) return finish(detail::unavailable("handshake with ", where(), " failed: ", ec.message()));
-            Status st = proto::check_body(header, body.data(), body.size());
-            if (!st.ok()) return finish(st);
-            if (header.type == proto::FrameType::kError) {
-              proto::ErrorFrame e;
-              st = proto::decode_error(body.data(), body.size(), &e);
-              if (!st.ok()) return finish(st);
-              return finish(Status(e.code, "server refused the handshake: " + e.message));
-            }
-            if (header.type != proto::FrameType::kHelloReply)
-              return finish(detail::invalid_argument("handshake: expected a hello reply, got frame type ", int(header.type)));
-            proto::HelloReply r;
-            st = proto::decode_hello_reply(body.data(), body.size(), &r);
-            if (!st.ok()) return finish(st);
-            if (r.major != proto::kVersionMajor)
-              return finish(Status(StatusCode::kFailedPrecondition,
-                                   cat("server speaks protocol ", r.major, ".", r.minor, ", this client ",
-                                       proto::kVersionMajor, ".", proto::kVersionMinor)));
-            server_max_frame = r.max_frame;
-            server_minor = r.minor;
-            {
-              std::lock_guard<std::mutex> lock(mu);
-              if (splits.empty()) {
-                for (const auto& s : r.splits) splits.push_back({s.index, s.id, s.codec, s.bottleneck_shape});
-                input_shape = r.input_shape;
-              } else if (splits.size() != r.splits.size()) {
-                return finish(Status(StatusCode::kFailedPrecondition,
-                                     "the server's splits changed across a reconnect"));
-              }
-            }
-            finish(Status());
-          });
-        });
+        Status st = proto::check_body(header, body.data(), body.size());
+        if (!st.ok()) return finish(st);
+        if (header.type == proto::FrameType::kError) {
+          proto::ErrorFrame e;
+          st = proto::decode_error(body.data(), body.size(), &e);
+          if (!st.ok()) return finish(st);
+          return finish(Status(e.code, "server refused the handshake: " + e.message));
+        }
+        if (header.type != proto::FrameType::kHelloReply)
+          return finish(detail::invalid_argument("handshake: expected a hello reply, got frame type ", int(header.type)));
+        proto::HelloReply r;
+        st = proto::decode_hello_reply(body.data(), body.size(), &r);
+        if (!st.ok()) return finish(st);
+        if (r.major != proto::kVersionMajor)
+          return finish(Status(StatusCode::kFailedPrecondition,
+                               cat("server speaks protocol ", r.major, ".", r.minor, ", this client ",
+                                   proto::kVersionMajor, ".", proto::kVersionMinor)));
+        server_max_frame = r.max_frame;
+        server_minor = r.minor;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (splits.empty()) {
+            for (const auto& s : r.splits) splits.push_back({s.index, s.id, s.codec, s.bottleneck_shape});
+            input_shape = r.input_shape;
+          } else if (splits.size() != r.splits.size()) {
+            return finish(Status(StatusCode::kFailedPrecondition,
+                                 "the server's splits changed across a reconnect"));
+          }
+        }
+        finish(Status());
       });
-    }
-  }
+    });
+  });
 }
 
 void Client::Impl::on_connected() {
@@ -245,9 +244,8 @@ void Client::Impl::on_connected() {
   std::sort(again.begin(), again.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [id, p] : again) {
     p->parked = false;
-    ++p->sends;
     p->sent = Clock::now();
-    write_queue.push_back(p->frame);
+    write_queue.push_back(std::move(p->frame));  // no third send
   }
   if (!again.empty()) detail::logger()->info("sending {} requests again after the reconnect", again.size());
   read_loop(generation);
@@ -263,22 +261,9 @@ void Client::Impl::drop(const Status& why, bool retry) {
   stream.socket().close(ig);
   write_queue.clear();
   writing = false;
-  const Status st(why.code() == StatusCode::kOk ? StatusCode::kUnavailable : why.code(), why.message());
-  std::vector<Pending> failed;
-  for (auto it = pending.begin(); it != pending.end();) {
-    auto& p = it->second;
-    if (retry && !shutting_down && p.frame && p.sends < 2) {
-      p.parked = true;
-      ++it;
-      continue;
-    }
-    failed.push_back(std::move(p));
-    it = pending.erase(it);
-  }
-  for (auto& p : failed) {
-    if (p.timer) p.timer->cancel();
-    p.done(st);
-  }
+  for (auto& [id, p] : pending) p.parked = retry && !shutting_down && p.frame != nullptr;
+  fail_pending([](const Pending& p) { return !p.parked; },
+               Status(why.code() == StatusCode::kOk ? StatusCode::kUnavailable : why.code(), why.message()));
   if (was && !shutting_down) {
     detail::logger()->warn("connection to {} lost: {}", where(), why.message());
     if (has_parked()) backoff_ms = 0;  // answers are awaited: try again at once
@@ -286,10 +271,11 @@ void Client::Impl::drop(const Status& why, bool retry) {
   }
 }
 
-void Client::Impl::fail_parked(const Status& why) {
-  std::vector<Pending> failed;
+template <typename Which>
+void Client::Impl::fail_pending(Which which, const Status& st) {
+  std::vector<Pending> failed;  // taken out first: a callback may send a new request
   for (auto it = pending.begin(); it != pending.end();) {
-    if (!it->second.parked) {
+    if (!which(it->second)) {
       ++it;
       continue;
     }
@@ -298,8 +284,13 @@ void Client::Impl::fail_parked(const Status& why) {
   }
   for (auto& p : failed) {
     if (p.timer) p.timer->cancel();
-    p.done(Status(StatusCode::kUnavailable, "connection lost and no server answered again: " + why.message()));
+    p.done(st);
   }
+}
+
+void Client::Impl::fail_parked(const Status& why) {
+  fail_pending([](const Pending& p) { return p.parked; },
+               Status(StatusCode::kUnavailable, "connection lost and no server answered again: " + why.message()));
 }
 
 void Client::Impl::schedule_reconnect() {
@@ -463,7 +454,6 @@ uint64_t Client::Impl::enqueue(uint64_t id, std::shared_ptr<const std::vector<ui
   p.done = std::move(done);
   p.request_bytes = frame->size();
   p.sent = Clock::now();
-  p.sends = 1;
   if (retryable) p.frame = frame;
   if (!driven()) {
     p.timer = std::make_unique<asio::steady_timer>(io, std::chrono::milliseconds(ms));

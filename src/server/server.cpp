@@ -127,6 +127,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_hello();
   void handle_request();
   void fail(const Status& st, uint64_t request_id = 0);  // error frame, then close
+  // Answers a request that is not admitted (it was never counted in flight).
+  void refuse(uint64_t id, const std::string& split, const Status& st);
   void set_deadline(uint32_t ms, const char* why);
   void arm_timer_at(Clock::time_point t);
   void start_write_locked();
@@ -185,6 +187,9 @@ struct ServerState {
   std::condition_variable idle_cv;           // with mu: in_flight_total reached 0
   server::HttpResponse http_get(const std::string& path);
 
+  // The deadline check and input decoding every request passes before a forward: false (and the
+  // request answered) when it cannot run.
+  bool take_input(const Pending& p, Clock::time_point now, Tensor* x);
   void run_one(Pending p);
   void run_batch(Model* model, Batcher* b);
   Status load_models();
@@ -477,53 +482,32 @@ const std::string& Connection::model_name() const { return bundle_->manifest().n
 void Connection::handle_request() {
   auto req = std::make_shared<proto::Request>();
   Status st = proto::decode_request(frame_.body, frame_.size(), req.get());
-  if (!st.ok()) {
-    // The frame was well delimited and its CRC right: reject the request, keep the connection.
-    ++server_->failed;
-    server_->metrics.request(model_name(), "unknown", st.code());
-    send(proto::FrameType::kError, proto::encode_error({req->id, st.code(), st.message()}));
-    return;
-  }
+  // The frame was well delimited and its CRC right: a bad request is refused, the connection kept.
+  if (!st.ok()) return refuse(req->id, "unknown", st);
   int index = -1;
   if (req->split != proto::kSplitFull) {
-    if (req->split >= split_map_.size()) {
-      Status nf = detail::not_found("split index ", req->split, " was not agreed in the handshake (", split_map_.size(),
-                                    " splits)");
-      ++server_->failed;
-      server_->metrics.request(model_name(), "unknown", nf.code());
-      send(proto::FrameType::kError, proto::encode_error({req->id, nf.code(), nf.message()}));
-      return;
-    }
+    if (req->split >= split_map_.size())
+      return refuse(req->id, "unknown",
+                    detail::not_found("split index ", req->split, " was not agreed in the handshake (",
+                                      split_map_.size(), " splits)"));
     index = split_map_[req->split];
   }
-  if (server_->draining) {
-    ++server_->failed;
-    server_->metrics.request(model_name(), split_label(req->split), StatusCode::kUnavailable);
-    send(proto::FrameType::kError,
-         proto::encode_error({req->id, StatusCode::kUnavailable, "the server is draining: no new requests"}));
-    return;
-  }
+  if (server_->draining)
+    return refuse(req->id, split_label(req->split), detail::unavailable("the server is draining: no new requests"));
   if (in_flight_.load() >= server_->opt.max_in_flight_per_connection) {
-    ++server_->failed;
-    server_->metrics.request(model_name(), split_label(req->split), StatusCode::kResourceExhausted);
     server_->metrics.rejected("in_flight");
-    send(proto::FrameType::kError,
-         proto::encode_error({req->id, StatusCode::kResourceExhausted,
-                              cat("more than ", server_->opt.max_in_flight_per_connection, " requests in flight")}));
-    return;
+    return refuse(req->id, split_label(req->split),
+                  detail::resource_exhausted("more than ", server_->opt.max_in_flight_per_connection,
+                                             " requests in flight"));
   }
   // Admission: the model's queue is bounded; a full queue is answered at once.
   if (model_->queued.fetch_add(1) >= server_->opt.max_queue_per_model) {
     --model_->queued;
-    ++server_->failed;
     ++server_->queue_full;
-    server_->metrics.request(model_name(), split_label(req->split), StatusCode::kResourceExhausted);
     server_->metrics.rejected("queue_full");
-    send(proto::FrameType::kError,
-         proto::encode_error({req->id, StatusCode::kResourceExhausted,
-                              cat("the queue of model ", bundle_->manifest().name, " is full (",
-                                  server_->opt.max_queue_per_model, " requests waiting)")}));
-    return;
+    return refuse(req->id, split_label(req->split),
+                  detail::resource_exhausted("the queue of model ", bundle_->manifest().name, " is full (",
+                                             server_->opt.max_queue_per_model, " requests waiting)"));
   }
   ++in_flight_;
   ++server_->in_flight_total;
@@ -592,11 +576,15 @@ Result<Tensor> run_model(const Bundle& bundle, int index, const Tensor& x) {
 
 }  // namespace
 
+void Connection::refuse(uint64_t id, const std::string& split, const Status& st) {
+  ++server_->failed;
+  server_->metrics.request(model_name(), split, st.code());
+  send(proto::FrameType::kError, proto::encode_error({id, st.code(), st.message()}));
+}
+
 void Connection::reply_error(const Pending& p, const Status& s) {
   --in_flight_;  // before the answer leaves: a client that sends again on reading it is admitted
-  ++server_->failed;
-  server_->metrics.request(model_name(), split_label(p.req->split), s.code());
-  send(proto::FrameType::kError, proto::encode_error({p.req->id, s.code(), s.message()}));
+  refuse(p.req->id, split_label(p.req->split), s);
   finish_request();
 }
 
@@ -620,20 +608,31 @@ void Connection::reply(const Pending& p, Tensor out, Clock::time_point start, Cl
   finish_request();
 }
 
+bool ServerState::take_input(const Pending& p, Clock::time_point now, Tensor* x) {
+  if (now > p.deadline) {
+    ++late;
+    metrics.rejected("deadline");
+    p.conn->reply_error(p, detail::deadline_exceeded("deadline passed while queued"));
+    return false;
+  }
+  auto in = prepare_input(p.conn->bundle(), p.index, *p.req);
+  if (!in.ok()) {
+    p.conn->reply_error(p, in.status());
+    return false;
+  }
+  *x = std::move(*in);
+  return true;
+}
+
 // A worker runs one request on its own (batching off).
 void ServerState::run_one(Pending p) {
   const auto start = Clock::now();
-  if (start > p.deadline) {
-    ++late;
-    metrics.rejected("deadline");
-    return p.conn->reply_error(p, detail::deadline_exceeded("deadline passed while queued"));
-  }
+  Tensor x;
+  if (!take_input(p, start, &x)) return;
   const Bundle& bundle = p.conn->bundle();
-  auto x = prepare_input(bundle, p.index, *p.req);
-  if (!x.ok()) return p.conn->reply_error(p, x.status());
   ++forwards;
   ++forward_requests;
-  auto out = run_model(bundle, p.index, *x);
+  auto out = run_model(bundle, p.index, x);
   if (!out.ok()) return p.conn->reply_error(p, out.status());
   metrics.batch(bundle.manifest().name, 1);
   p.conn->reply(p, std::move(*out), start, Clock::now());
@@ -670,18 +669,9 @@ void ServerState::run_batch(Model* model, Batcher* b) {
   std::vector<Pending> ready;
   std::vector<Tensor> inputs;
   for (auto& p : batch) {
-    if (start > p.deadline) {
-      ++late;
-      metrics.rejected("deadline");
-      p.conn->reply_error(p, detail::deadline_exceeded("deadline passed while queued"));
-      continue;
-    }
-    auto x = prepare_input(bundle, p.index, *p.req);
-    if (!x.ok()) {
-      p.conn->reply_error(p, x.status());
-      continue;
-    }
-    inputs.push_back(std::move(*x));
+    Tensor x;
+    if (!take_input(p, start, &x)) continue;
+    inputs.push_back(std::move(x));
     ready.push_back(std::move(p));
   }
   if (ready.empty()) return;
@@ -873,13 +863,9 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
     return invalid_argument("batch_delay_us must be at most 1000000 (1 s), got ", o.batch_delay_us);
   auto hp = net::parse_host_port(o.listen);
   if (!hp.ok()) return hp.status();
-  if (!o.tls_cert_file.empty() || !o.tls_key_file.empty() || !o.tls_client_ca_file.empty()) {
-    if (o.tls_cert_file.empty() || o.tls_key_file.empty())
-      return invalid_argument("TLS needs tls_cert_file and tls_key_file (tls_client_ca_file adds client verification)");
-  }
   auto impl = std::make_unique<Impl>();
   impl->opt = o;
-  if (!o.tls_cert_file.empty()) {
+  if (!o.tls_cert_file.empty() || !o.tls_key_file.empty() || !o.tls_client_ca_file.empty()) {
     auto tls = net::make_server_tls(o.tls_cert_file, o.tls_key_file, o.tls_client_ca_file);
     if (!tls.ok()) return tls.status();
     impl->tls = std::move(*tls);
