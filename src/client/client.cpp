@@ -83,6 +83,14 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   // rest fail; schedules the reconnect.
   void drop(const Status& why, bool retry = false);
   void fail_parked(const Status& why);
+  // Why request `id` got no answer within `ms`: a request waiting for a new connection was cut
+  // off from the server (unavailable), not slowed by the link (deadline exceeded).
+  Status no_reply(uint64_t id, uint32_t ms) const {
+    auto it = pending.find(id);
+    if (it != pending.end() && it->second.parked)
+      return detail::unavailable("connection lost and no reconnect within ", ms, " ms");
+    return detail::deadline_exceeded("no reply within ", ms, " ms");
+  }
   // Completes every pending request `which` selects with `st`.
   template <typename Which>
   void fail_pending(Which which, const Status& st);
@@ -459,7 +467,7 @@ uint64_t Client::Impl::enqueue(uint64_t id, std::shared_ptr<const std::vector<ui
     p.timer = std::make_unique<asio::steady_timer>(io, std::chrono::milliseconds(ms));
     p.timer->async_wait([this, self = shared_from_this(), id, ms](std::error_code ec) {
       if (ec) return;
-      complete(id, detail::deadline_exceeded("no reply within ", ms, " ms"));
+      complete(id, no_reply(id, ms));
     });
   }
   pending.emplace(id, std::move(p));
@@ -499,7 +507,7 @@ Result<Reply> Client::Impl::call(uint32_t deadline_ms, const std::function<uint6
   // No timer per request: this thread runs the I/O until the reply or the deadline.
   while (!done && !io.stopped()) {
     if (io.run_one_until(deadline) == 0 && Clock::now() >= deadline)
-      complete(id, detail::deadline_exceeded("no reply within ", ms, " ms"));
+      complete(id, no_reply(id, ms));
     // The connection was lost with this request on it: reconnect now (to this server or the
     // next) and send it again.
     if (!done && !is_connected && has_parked()) {
