@@ -196,6 +196,10 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "Run the first N inputs before measuring; they are not counted (--limit includes them)")
       ->capture_default_str()->check(CLI::Range(int64_t(0), int64_t(1000000)));
   app.add_option("--json", json_path, "Write the summary as JSON to this file");
+  std::string samples_path;
+  app.add_option("--samples", samples_path,
+                 "Write one tab-separated line per measured request to this file: input, strategy, stage times "
+                 "in ms (head, encode, network, queue, tail, total), request and reply bytes, predicted class, label");
   double rate_hz = 0;
   app.add_option("--rate", rate_hz,
                  "Start measured requests at this many per second (one at a time: a request that takes longer "
@@ -368,7 +372,15 @@ int main(int argc, char** argv) {
   int64_t ok = 0, failures = 0, correct = 0;
   size_t wire_bytes = 0, payload_bytes = 0, response_bytes = 0;
   std::map<std::string, int64_t> errors;
+  std::ofstream samples;
+  if (!samples_path.empty()) {
+    samples.open(samples_path);
+    if (!samples) return fail(samples_path + ": cannot write");
+    samples << "input\tstrategy\thead_ms\tencode_ms\tnetwork_ms\tqueue_ms\ttail_ms\ttotal_ms\trequest_bytes\t"
+               "response_bytes\tpredicted\tlabel\n";
+  }
   auto next_start = std::chrono::steady_clock::now();
+  const auto measured_from = next_start;
   for (int64_t i = std::min(warmup, n); i < n; ++i) {
     if (rate_hz > 0) {  // the request process itself: one interval after the previous start, or now if later
       const auto now = std::chrono::steady_clock::now();
@@ -405,6 +417,13 @@ int main(int argc, char** argv) {
       label = labels->record(i)[0];
       correct += int(pred) == label;
     }
+    if (samples.is_open()) {
+      char b[256];
+      std::snprintf(b, sizeof b, "\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%zu\t%zu\t%u\t%d\n", r->head_us / 1000,
+                    r->encode_us / 1000, r->network_us / 1000, r->server_queue_us / 1000, r->tail_us / 1000,
+                    r->total_us / 1000, r->request_bytes, r->response_bytes, pred, label);
+      samples << (*source)->name(i) << '\t' << r->strategy << b;
+    }
     if (!quiet) {
       std::printf("%s\t%s\t%.3f", (*source)->name(i).c_str(), pred < m.labels.size() ? m.labels[pred].c_str() : "?",
                   r->top.empty() ? 0.0 : r->top[0].score);
@@ -415,6 +434,8 @@ int main(int argc, char** argv) {
     }
   }
 
+  const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - measured_from).count();
+  if (samples.is_open() && !samples.flush()) return fail(samples_path + ": write failed");
   const std::string codec_used = dynamic || strategy->kind != libsplit::Strategy::Kind::kSplit ? ""
                                  : codec.empty() ? libsplit::codec_name(m.splits[strategy->split].codec)
                                                  : codec;
@@ -476,7 +497,8 @@ int main(int argc, char** argv) {
     }
     f << "  \"wire_bytes_per_request\": " << wire_per << ",\n  \"payload_bytes_per_request\": " << payload_per
       << ",\n  \"response_bytes_per_request\": " << (ok ? double(response_bytes) / double(ok) : 0.0)
-      << ",\n  \"rate_hz\": " << rate_hz << ",\n  \"latency_ms\": {\n    \"head\": " << jp(ph) << ",\n    \"encode\": "
+      << ",\n  \"rate_hz\": " << rate_hz << ",\n  \"elapsed_s\": " << elapsed_s
+      << ",\n  \"throughput_rps\": " << (elapsed_s > 0 ? double(ok) / elapsed_s : 0.0) << ",\n  \"latency_ms\": {\n    \"head\": " << jp(ph) << ",\n    \"encode\": "
       << jp(pe) << ",\n    \"network\": " << jp(pn) << ",\n    \"queue\": " << jp(pq) << ",\n    \"tail\": " << jp(pt) << ",\n    \"total\": " << jp(pa) << "\n  }\n}\n";
   }
   return failures == 0 ? 0 : 3;
