@@ -16,6 +16,10 @@ count. Prints requests per second and round-trip percentiles (JSON with --json).
 
   /usr/bin/python3 benchmarks/pickle_baseline.py --bundle models/fmnist-resnet --split bf2 \
       --throughput --clients 8 --seconds 20
+
+--serve-only runs the threaded peer server alone (it prints its port, and stops when its standard
+input closes); --connect HOST:PORT points the single-stream client at such a server instead of
+starting its own, e.g. through a link emulator, as benchmarks/suite.py does.
 """
 import argparse
 import json
@@ -181,6 +185,9 @@ def main():
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--warmup-s", type=float, default=3)
+    ap.add_argument("--serve-only", action="store_true",
+                    help="run the threaded peer server for --split alone: prints its port, stops when stdin closes")
+    ap.add_argument("--connect", metavar="HOST:PORT", help="single stream: use this running peer server")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-many", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tail-file", help=argparse.SUPPRESS)
@@ -194,15 +201,26 @@ def main():
     split = next((s for s in manifest["splits"] if s["id"] == split_id), None)
     if split is None:
         sys.exit(f"pickle_baseline: no split '{split_id}' in {args.bundle}")
+    if args.serve_only:
+        args.tail_file = split["tail"]
+        return serve_many(args)
     if args.throughput:
         return throughput(args, manifest, split)
     torch.set_num_threads(args.threads)
     head = torch.jit.load(os.path.join(args.bundle, split["head"])).eval()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", "--bundle", args.bundle, "--tail-file", split["tail"],
-                               "--threads", str(args.threads)], stdout=subprocess.PIPE, text=True)
+    server = None
+    if args.connect:
+        host, _, port = args.connect.rpartition(":")
+        if not host or not port.isdigit():
+            sys.exit(f"pickle_baseline: --connect '{args.connect}': expected HOST:PORT")
+        address = (host, int(port))
+    else:
+        server = subprocess.Popen([sys.executable, __file__, "--serve", "--bundle", args.bundle, "--tail-file",
+                                   split["tail"], "--threads", str(args.threads)], stdout=subprocess.PIPE, text=True)
     try:
-        port = int(server.stdout.readline())
-        sock = socket.create_connection(("127.0.0.1", port))
+        if server is not None:
+            address = ("127.0.0.1", int(server.stdout.readline()))
+        sock = socket.create_connection(address)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         g = torch.Generator().manual_seed(42)
         shape = manifest["input"]["shape"]
@@ -236,7 +254,8 @@ def main():
                 wire = len(payload) + 8
         sock.close()
     finally:
-        server.wait(timeout=30)
+        if server is not None:
+            server.wait(timeout=30)
     out = {k: pct(v) for k, v in rows.items()}
     print(f"pickle-over-TCP baseline, bundle {manifest['name']} split {split_id}: {args.requests} requests after "
           f"{args.warmup} warm-up, {args.threads} thread(s), {wire} B on the wire per request")
@@ -245,7 +264,7 @@ def main():
         print(f"{k:<10} {p['p50']:10.1f} {p['p90']:10.1f} {p['p99']:10.1f} {p['max']:10.1f}")
     if args.json:
         json.dump({"bundle": manifest["name"], "split": split_id, "requests": args.requests, "wire_bytes": wire,
-                   "us": out}, open(args.json, "w"), indent=2)
+                   "us": out, "total_ms_samples": [round(v / 1000, 4) for v in rows["total"]]}, open(args.json, "w"), indent=2)
 
 
 if __name__ == "__main__":

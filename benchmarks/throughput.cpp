@@ -12,7 +12,8 @@
 // daemon / tight ratio of each round; --json writes it all.
 //   bench-throughput --bundle DIR [--split ID] [--clients C (8)] [--workers W (2)]
 //                    [--torch-threads T (1)] [--batch N (4)] [--batch-delay-us D (5000)]
-//                    [--seconds S (20)] [--warmup-s S (3)] [--rounds R (3)] [--json PATH]
+//                    [--seconds S (20)] [--warmup-s S (3)] [--rounds R (3)] [--modes LIST] [--json PATH]
+// --modes: comma-separated subset of tight, tight-bN, daemon-b1, daemon-bN (default: all four).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -37,7 +38,9 @@ int usage() {
   std::fprintf(stderr,
                "usage: bench-throughput --bundle DIR [--split ID] [--clients C (8)] [--workers W (2)]\n"
                "                        [--torch-threads T (1)] [--batch N (4)] [--batch-delay-us D (5000)]\n"
-               "                        [--seconds S (20)] [--warmup-s S (3)] [--rounds R (3)] [--json PATH]\n");
+               "                        [--seconds S (20)] [--warmup-s S (3)] [--rounds R (3)] [--modes LIST]\n"
+               "                        [--json PATH]\n"
+               "--modes: comma-separated subset of tight, tight-bN, daemon-b1, daemon-bN (default: all)\n");
   return 2;
 }
 
@@ -97,7 +100,7 @@ Phase run_loops(int threads, double warmup_s, double seconds, F one) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string bundle_dir, split, json_path;
+  std::string bundle_dir, split, json_path, modes;
   int clients = 8, workers = 2, torch_threads = 1, batch = 4, rounds = 3;
   uint32_t delay_us = 5000;
   double seconds = 20, warmup_s = 3;
@@ -115,6 +118,7 @@ int main(int argc, char** argv) {
     else if (a == "--warmup-s") warmup_s = std::atof(next().c_str());
     else if (a == "--rounds") rounds = std::atoi(next().c_str());
     else if (a == "--json") json_path = next();
+    else if (a == "--modes") modes = next();
     else return usage();
   }
   if (bundle_dir.empty() || clients < 1 || workers < 1 || torch_threads < 1 || batch < 2 || seconds <= 0 ||
@@ -199,7 +203,22 @@ int main(int argc, char** argv) {
     });
   };
 
-  const std::vector<std::string> order = {"tight", tname, "daemon-b1", bname};
+  std::vector<std::string> order = {"tight", tname, "daemon-b1", bname};
+  if (!modes.empty()) {
+    std::vector<std::string> chosen;
+    for (size_t a = 0; a <= modes.size();) {
+      size_t b = modes.find(',', a);
+      if (b == std::string::npos) b = modes.size();
+      const std::string mode = modes.substr(a, b - a);
+      if (std::find(order.begin(), order.end(), mode) == order.end())
+        return std::fprintf(stderr, "bench-throughput: --modes: unknown mode \"%s\" (tight, %s, daemon-b1, %s)\n",
+                            mode.c_str(), tname.c_str(), bname.c_str()), 2;
+      chosen.push_back(mode);
+      a = b + 1;
+    }
+    order = chosen;
+  }
+  auto has = [&](const std::string& mode) { return std::find(order.begin(), order.end(), mode) != order.end(); };
   std::map<std::string, std::vector<Phase>> res;
   std::fprintf(stderr,
                "bench-throughput: %s split %s, %d clients, %d workers x %d LibTorch threads, batch %d (delay %u us), "
@@ -243,17 +262,26 @@ int main(int argc, char** argv) {
   // Ratios within each round (same machine state), then their median.
   std::vector<double> daemon_vs_tight, batched_vs_b1;
   for (int r = 0; r < rounds; ++r) {
-    daemon_vs_tight.push_back(res["daemon-b1"][size_t(r)].rps / res["tight"][size_t(r)].rps);
-    batched_vs_b1.push_back(res[bname][size_t(r)].rps / res["daemon-b1"][size_t(r)].rps);
+    if (has("daemon-b1") && has("tight"))
+      daemon_vs_tight.push_back(res["daemon-b1"][size_t(r)].rps / res["tight"][size_t(r)].rps);
+    if (has("daemon-b1") && has(bname))
+      batched_vs_b1.push_back(res[bname][size_t(r)].rps / res["daemon-b1"][size_t(r)].rps);
   }
-  std::printf("daemon-b1 / tight: median %.3f over %d rounds (min %.3f)\n", med(daemon_vs_tight), rounds,
-              *std::min_element(daemon_vs_tight.begin(), daemon_vs_tight.end()));
-  std::printf("%s / daemon-b1: median %.3f over %d rounds (min %.3f)\n", bname.c_str(), med(batched_vs_b1), rounds,
-              *std::min_element(batched_vs_b1.begin(), batched_vs_b1.end()));
+  js += "\n  }";
   char b[200];
-  std::snprintf(b, sizeof b, "\n  },\n  \"daemon_b1_over_tight_median\": %.4f, \"batched_over_b1_median\": %.4f\n}\n",
-                med(daemon_vs_tight), med(batched_vs_b1));
-  js += b;
+  if (!daemon_vs_tight.empty()) {
+    std::printf("daemon-b1 / tight: median %.3f over %d rounds (min %.3f)\n", med(daemon_vs_tight), rounds,
+                *std::min_element(daemon_vs_tight.begin(), daemon_vs_tight.end()));
+    std::snprintf(b, sizeof b, ",\n  \"daemon_b1_over_tight_median\": %.4f", med(daemon_vs_tight));
+    js += b;
+  }
+  if (!batched_vs_b1.empty()) {
+    std::printf("%s / daemon-b1: median %.3f over %d rounds (min %.3f)\n", bname.c_str(), med(batched_vs_b1), rounds,
+                *std::min_element(batched_vs_b1.begin(), batched_vs_b1.end()));
+    std::snprintf(b, sizeof b, ",\n  \"batched_over_b1_median\": %.4f", med(batched_vs_b1));
+    js += b;
+  }
+  js += "\n}\n";
   if (!json_path.empty()) std::ofstream(json_path) << js;
   for (auto& [name, s] : servers) s->stop();
   return 0;

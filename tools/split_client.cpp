@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -138,6 +139,17 @@ int fail(const std::string& msg) {
   return 1;
 }
 
+// One strategy of --split and what its requests measured.
+struct Run {
+  std::string name;
+  bool dynamic = false;
+  libsplit::Strategy strategy;
+  std::vector<double> head, encode, network, queue, tail, total;
+  int64_t ok = 0, failures = 0, correct = 0;
+  size_t wire_bytes = 0, payload_bytes = 0, response_bytes = 0;
+  std::map<std::string, int64_t> errors;
+};
+
 }  // namespace
 
 // "a,b,,c" -> {"a", "b", "c"}
@@ -165,7 +177,8 @@ int main(int argc, char** argv) {
   app.add_option("--split", split,
                  "Split id from the manifest, 'local' (whole model here), 'offload' (raw input to the server), "
                  "'offload-png' (the input as a lossless PNG), a local model id of the manifest (e.g. pruned50) or 'dynamic' (chosen per request from the measured "
-                 "link and server); default: the manifest's default_split");
+                 "link and server); default: the manifest's default_split. Several, comma-separated, run each input through "
+                 "every one in turn and report each (e.g. local,bf2,offload,dynamic)");
   std::string policy = "latency", power, only;
   double latency_bound_ms = 0, hysteresis = 0.10;
   uint32_t probe_idle_ms = 300;
@@ -198,7 +211,8 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_path, "Write the summary as JSON to this file");
   std::string samples_path;
   app.add_option("--samples", samples_path,
-                 "Write one tab-separated line per measured request to this file: input, strategy, stage times "
+                 "Write one tab-separated line per measured request to this file: run (the --split named), input, "
+                 "strategy taken, stage times "
                  "in ms (head, encode, network, queue, tail, total), request and reply bytes, predicted class, label");
   double rate_hz = 0;
   app.add_option("--rate", rate_hz,
@@ -247,7 +261,25 @@ int main(int argc, char** argv) {
     split = !manifest->default_split.empty() ? manifest->default_split
             : manifest->splits.empty()       ? "local"
                                              : manifest->splits[0].id;
-  const bool dynamic = split == "dynamic";
+  // One run per strategy named; each input goes through every run in turn (interleaved, so that
+  // a machine whose speed drifts affects them alike).
+  std::vector<Run> runs;
+  for (const auto& name : split_list(split)) {
+    if (std::any_of(runs.begin(), runs.end(), [&](const Run& r) { return r.name == name; }))
+      return fail("--split: \"" + name + "\" is named twice");
+    Run r;
+    r.name = name;
+    r.dynamic = name == "dynamic";
+    if (!r.dynamic) {
+      auto s = libsplit::Strategy::parse(name, *manifest);
+      if (!s.ok()) return fail(s.status().to_string());
+      r.strategy = *s;
+    }
+    runs.push_back(std::move(r));
+  }
+  if (runs.empty()) return fail("--split: no strategy named");
+  const bool dynamic = std::any_of(runs.begin(), runs.end(), [](const Run& r) { return r.dynamic; });
+  const bool all_dynamic = std::all_of(runs.begin(), runs.end(), [](const Run& r) { return r.dynamic; });
   libsplit::DynamicOptions dopt;
   if (dynamic) {
     auto p = libsplit::parse_policy(policy);
@@ -270,19 +302,19 @@ int main(int argc, char** argv) {
       if (!model->empty() && std::find(dopt.local_models.begin(), dopt.local_models.end(), *model) == dopt.local_models.end())
         dopt.local_models.push_back(*model);
     }
-    if (!codec.empty()) return fail("--codec applies to a fixed split, not to dynamic");
   } else if (!only.empty() || policy != "latency" || !power.empty() || latency_bound_ms > 0 || !local_models.empty() ||
              !plan_file.empty()) {
     return fail("--policy, --power-profile, --latency-bound-ms, --only, --local-models and --plan apply to --split dynamic");
   }
-  auto strategy = dynamic ? Result<libsplit::Strategy>(libsplit::Strategy{}) : libsplit::Strategy::parse(split, *manifest);
-  if (!strategy.ok()) return fail(strategy.status().to_string());
   if (!codec.empty()) {
-    if (strategy->kind != libsplit::Strategy::Kind::kSplit) return fail("--codec applies to a split, not to " + split);
+    if (runs.size() != 1) return fail("--codec applies to one split; name only that one in --split");
+    auto& st = runs[0].strategy;
+    if (runs[0].dynamic) return fail("--codec applies to a fixed split, not to dynamic");
+    if (st.kind != libsplit::Strategy::Kind::kSplit) return fail("--codec applies to a split, not to " + split);
     auto c = libsplit::parse_codec(codec);
     if (!c.ok()) return fail("--codec: " + c.status().message());
     if (libsplit::is_image(*c)) return fail("--codec: " + codec + " is for offload (use --split offload or offload-png), not a split");
-    strategy->codec = codec;
+    st.codec = codec;
   }
 
   libsplit::BundleOptions bo;
@@ -292,22 +324,31 @@ int main(int argc, char** argv) {
   bool dynamic_local = false;  // dynamic with local models among its candidates
   for (const auto& id : dopt.local_models) dynamic_local |= manifest->find_local(id) >= 0;
   for (const auto& id : dopt.only) dynamic_local |= manifest->find_local(id) >= 0;
-  bo.load_full = dynamic || (strategy->kind == libsplit::Strategy::Kind::kLocal && strategy->local < 0);
-  bo.load_heads = dynamic || strategy->kind == libsplit::Strategy::Kind::kSplit;
-  bo.load_local = dynamic_local || strategy->local >= 0;
+  bool remote = false;  // a fixed run that needs the server
+  bo.load_full = dynamic;
+  bo.load_heads = dynamic;
+  bo.load_local = dynamic_local;
+  for (const auto& r : runs) {
+    if (r.dynamic) continue;
+    const auto kind = r.strategy.kind;
+    bo.load_full |= kind == libsplit::Strategy::Kind::kLocal && r.strategy.local < 0;
+    bo.load_heads |= kind == libsplit::Strategy::Kind::kSplit;
+    bo.load_local |= r.strategy.local >= 0;
+    remote |= kind != libsplit::Strategy::Kind::kLocal;
+  }
   auto bundle = libsplit::Bundle::open(bundle_dir, bo);
   if (!bundle.ok()) return fail(bundle.status().to_string());
   const auto& m = (*bundle)->manifest();
 
   std::unique_ptr<libsplit::Client> client;
-  if (dynamic || strategy->kind != libsplit::Strategy::Kind::kLocal) {
+  if (dynamic || remote) {
     libsplit::ClientOptions co;
     co.server = server;
     co.model = m.name;
     co.version = m.version;
     co.default_deadline_ms = deadline_ms;
     co.io_thread = io_thread || dynamic;  // dynamic probes the link in the background
-    co.start_offline = dynamic;          // and runs locally until the server is there
+    co.start_offline = all_dynamic;      // and runs locally until the server is there
     co.auth_token = token;
     co.reconnect_max_ms = reconnect_max_ms;
     co.tls = tls || !tls_ca.empty() || !tls_cert.empty();
@@ -321,7 +362,7 @@ int main(int argc, char** argv) {
   }
   auto source = InputSource::open(input, m.input);
   if (!source.ok()) return fail(source.status().to_string());
-  auto session = libsplit::SplitSession::create(bundle->get(), dynamic ? nullptr : client.get());
+  auto session = libsplit::SplitSession::create(bundle->get(), remote ? client.get() : nullptr);
   if (!session.ok()) return fail(session.status().to_string());
   std::unique_ptr<libsplit::DynamicSession> dyn;
   if (dynamic) {
@@ -353,14 +394,18 @@ int main(int argc, char** argv) {
   if (labels && labels->count() < n)
     return fail(labels_path + ": has " + std::to_string(labels->count()) + " labels for " + std::to_string(n) + " inputs");
 
-  auto run_one = [&](const Tensor& pixels) {
-    return dyn ? dyn->run(pixels, top_k) : (*session)->run(pixels, *strategy, top_k);
+  auto run_one = [&](const Run& run, const Tensor& pixels) {
+    return run.dynamic ? dyn->run(pixels, top_k) : (*session)->run(pixels, run.strategy, top_k);
   };
   for (int64_t i = 0; i < std::min(warmup, n); ++i) {
     auto pixels = (*source)->get(i);
     if (!pixels.ok()) continue;
-    auto r = run_one(*pixels);
-    if (!r.ok() && !quiet) std::fprintf(stderr, "split-client: warm-up %s: %s\n", (*source)->name(i).c_str(), r.status().to_string().c_str());
+    for (const auto& run : runs) {
+      auto r = run_one(run, *pixels);
+      if (!r.ok() && !quiet)
+        std::fprintf(stderr, "split-client: warm-up %s (%s): %s\n", (*source)->name(i).c_str(), run.name.c_str(),
+                     r.status().to_string().c_str());
+    }
   }
   std::map<std::string, uint64_t> warm_counts;
   std::map<std::string, uint64_t> warm_fallbacks;
@@ -368,138 +413,165 @@ int main(int argc, char** argv) {
     warm_counts = dyn->counts();
     warm_fallbacks = dyn->fallbacks();
   }
-  std::vector<double> head, encode, network, queue, tail, total;
-  int64_t ok = 0, failures = 0, correct = 0;
-  size_t wire_bytes = 0, payload_bytes = 0, response_bytes = 0;
-  std::map<std::string, int64_t> errors;
   std::ofstream samples;
   if (!samples_path.empty()) {
     samples.open(samples_path);
     if (!samples) return fail(samples_path + ": cannot write");
-    samples << "input\tstrategy\thead_ms\tencode_ms\tnetwork_ms\tqueue_ms\ttail_ms\ttotal_ms\trequest_bytes\t"
+    samples << "run\tinput\tstrategy\thead_ms\tencode_ms\tnetwork_ms\tqueue_ms\ttail_ms\ttotal_ms\trequest_bytes\t"
                "response_bytes\tpredicted\tlabel\n";
   }
+  const bool several = runs.size() > 1;
   auto next_start = std::chrono::steady_clock::now();
   const auto measured_from = next_start;
+  int64_t input_failures = 0;
   for (int64_t i = std::min(warmup, n); i < n; ++i) {
-    if (rate_hz > 0) {  // the request process itself: one interval after the previous start, or now if later
-      const auto now = std::chrono::steady_clock::now();
-      if (next_start > now) std::this_thread::sleep_until(next_start);
-      next_start = std::max(now, next_start) + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                   std::chrono::duration<double>(1.0 / rate_hz));
-    }
     auto pixels = (*source)->get(i);
     if (!pixels.ok()) {
-      ++failures;
+      ++input_failures;
       std::fprintf(stderr, "split-client: %s: %s\n", (*source)->name(i).c_str(), pixels.status().to_string().c_str());
       continue;
     }
-    auto r = run_one(*pixels);
-    if (!r.ok()) {
-      ++failures;
-      ++errors[libsplit::status_code_name(r.status().code())];
-      std::fprintf(stderr, "split-client: %s: %s\n", (*source)->name(i).c_str(), r.status().to_string().c_str());
-      continue;
-    }
-    ++ok;
-    head.push_back(r->head_us / 1000);
-    encode.push_back(r->encode_us / 1000);
-    network.push_back(r->network_us / 1000);
-    queue.push_back(r->server_queue_us / 1000);
-    tail.push_back(r->tail_us / 1000);
-    total.push_back(r->total_us / 1000);
-    wire_bytes += r->request_bytes;
-    payload_bytes += r->payload_bytes;
-    response_bytes += r->response_bytes;
-    const uint32_t pred = r->top.empty() ? 0 : r->top[0].index;
-    int label = -1;
-    if (labels) {
-      label = labels->record(i)[0];
-      correct += int(pred) == label;
-    }
-    if (samples.is_open()) {
-      char b[256];
-      std::snprintf(b, sizeof b, "\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%zu\t%zu\t%u\t%d\n", r->head_us / 1000,
-                    r->encode_us / 1000, r->network_us / 1000, r->server_queue_us / 1000, r->tail_us / 1000,
-                    r->total_us / 1000, r->request_bytes, r->response_bytes, pred, label);
-      samples << (*source)->name(i) << '\t' << r->strategy << b;
-    }
-    if (!quiet) {
-      std::printf("%s\t%s\t%.3f", (*source)->name(i).c_str(), pred < m.labels.size() ? m.labels[pred].c_str() : "?",
-                  r->top.empty() ? 0.0 : r->top[0].score);
-      if (labels) std::printf("\tlabel=%s", label < int(m.labels.size()) ? m.labels[size_t(label)].c_str() : "?");
-      std::printf("\t%s\t%.3f ms", r->strategy.c_str(), r->total_us / 1000);
-      if (!r->fallback.empty()) std::printf("\tfallback=%s", r->fallback.c_str());
-      std::printf("\n");
+    for (auto& run : runs) {
+      if (rate_hz > 0) {  // the request process itself: one interval after the previous start, or now if later
+        const auto now = std::chrono::steady_clock::now();
+        if (next_start > now) std::this_thread::sleep_until(next_start);
+        next_start = std::max(now, next_start) + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                     std::chrono::duration<double>(1.0 / rate_hz));
+      }
+      auto r = run_one(run, *pixels);
+      if (!r.ok()) {
+        ++run.failures;
+        ++run.errors[libsplit::status_code_name(r.status().code())];
+        std::fprintf(stderr, "split-client: %s%s%s: %s\n", (*source)->name(i).c_str(), several ? " " : "",
+                     several ? run.name.c_str() : "", r.status().to_string().c_str());
+        continue;
+      }
+      ++run.ok;
+      run.head.push_back(r->head_us / 1000);
+      run.encode.push_back(r->encode_us / 1000);
+      run.network.push_back(r->network_us / 1000);
+      run.queue.push_back(r->server_queue_us / 1000);
+      run.tail.push_back(r->tail_us / 1000);
+      run.total.push_back(r->total_us / 1000);
+      run.wire_bytes += r->request_bytes;
+      run.payload_bytes += r->payload_bytes;
+      run.response_bytes += r->response_bytes;
+      const uint32_t pred = r->top.empty() ? 0 : r->top[0].index;
+      int label = -1;
+      if (labels) {
+        label = labels->record(i)[0];
+        run.correct += int(pred) == label;
+      }
+      if (samples.is_open()) {
+        char b[256];
+        std::snprintf(b, sizeof b, "\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%zu\t%zu\t%u\t%d\n", r->head_us / 1000,
+                      r->encode_us / 1000, r->network_us / 1000, r->server_queue_us / 1000, r->tail_us / 1000,
+                      r->total_us / 1000, r->request_bytes, r->response_bytes, pred, label);
+        samples << run.name << '\t' << (*source)->name(i) << '\t' << r->strategy << b;
+      }
+      if (!quiet) {
+        std::printf("%s\t%s\t%.3f", (*source)->name(i).c_str(), pred < m.labels.size() ? m.labels[pred].c_str() : "?",
+                    r->top.empty() ? 0.0 : r->top[0].score);
+        if (labels) std::printf("\tlabel=%s", label < int(m.labels.size()) ? m.labels[size_t(label)].c_str() : "?");
+        std::printf("\t%s%s%s\t%.3f ms", several && run.dynamic ? "dynamic/" : "", r->strategy.c_str(),
+                    several && !run.dynamic && r->strategy != run.name ? ("/" + run.name).c_str() : "",
+                    r->total_us / 1000);
+        if (!r->fallback.empty()) std::printf("\tfallback=%s", r->fallback.c_str());
+        std::printf("\n");
+      }
     }
   }
-
   const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - measured_from).count();
   if (samples.is_open() && !samples.flush()) return fail(samples_path + ": write failed");
-  const std::string codec_used = dynamic || strategy->kind != libsplit::Strategy::Kind::kSplit ? ""
-                                 : codec.empty() ? libsplit::codec_name(m.splits[strategy->split].codec)
-                                                 : codec;
-  const auto ph = percentiles(head), pe = percentiles(encode), pn = percentiles(network), pq = percentiles(queue),
-             pt = percentiles(tail), pa = percentiles(total);
-  const double accuracy = ok ? 100.0 * double(correct) / double(ok) : 0.0;
-  const double wire_per = ok ? double(wire_bytes) / double(ok) : 0.0;
-  const double payload_per = ok ? double(payload_bytes) / double(ok) : 0.0;
-  std::printf("\n%s %s, strategy %s%s%s: %lld requests, %lld failures\n", m.name.c_str(), m.version.c_str(),
-              split.c_str(), codec_used.empty() ? "" : ", codec ", codec_used.c_str(), (long long)ok, (long long)failures);
-  if (labels) std::printf("accuracy: %.2f%% (%lld/%lld)\n", accuracy, (long long)correct, (long long)ok);
-  std::printf("wire bytes per request: %.1f (payload %.1f, raw input %lld)\n", wire_per, payload_per,
-              (long long)libsplit::Tensor::element_count(m.input.shape));
-  std::printf("latency ms      p50      p90      p99      max\n");
-  auto row = [](const char* name, const Percentiles& p) {
-    std::printf("  %-8s %8.3f %8.3f %8.3f %8.3f\n", name, p.p50, p.p90, p.p99, p.max);
-  };
-  row("head", ph);
-  row("encode", pe);
-  row("network", pn);
-  row("tail", pt);
-  row("total", pa);
+
   std::map<std::string, uint64_t> counts, fallbacks;
   if (dyn) {
     counts = dyn->counts();
     for (auto& [k, v] : counts) v -= warm_counts.count(k) ? warm_counts[k] : 0;  // measured requests only
     fallbacks = dyn->fallbacks();
     for (auto& [k, v] : fallbacks) v -= warm_fallbacks.count(k) ? warm_fallbacks[k] : 0;
-    std::printf("strategies:");
-    for (const auto& [k, v] : counts) std::printf(" %s=%llu", k.c_str(), (unsigned long long)v);
-    std::printf("\n");
-    if (!fallbacks.empty()) {
-      std::printf("local fallbacks:");
-      for (const auto& [k, v] : fallbacks) std::printf(" %s=%llu", k.c_str(), (unsigned long long)v);
+  }
+  std::string js = several ? "[\n" : "";
+  int64_t failures = input_failures;
+  for (size_t k = 0; k < runs.size(); ++k) {
+    const auto& run = runs[k];
+    failures += run.failures;
+    const int64_t ok = run.ok;
+    const std::string codec_used = run.dynamic || run.strategy.kind != libsplit::Strategy::Kind::kSplit ? ""
+                                   : codec.empty() ? libsplit::codec_name(m.splits[run.strategy.split].codec)
+                                                   : codec;
+    const auto ph = percentiles(run.head), pe = percentiles(run.encode), pn = percentiles(run.network),
+               pq = percentiles(run.queue), pt = percentiles(run.tail), pa = percentiles(run.total);
+    const double accuracy = ok ? 100.0 * double(run.correct) / double(ok) : 0.0;
+    const double wire_per = ok ? double(run.wire_bytes) / double(ok) : 0.0;
+    const double payload_per = ok ? double(run.payload_bytes) / double(ok) : 0.0;
+    std::printf("\n%s %s, strategy %s%s%s: %lld requests, %lld failures\n", m.name.c_str(), m.version.c_str(),
+                run.name.c_str(), codec_used.empty() ? "" : ", codec ", codec_used.c_str(), (long long)ok,
+                (long long)(run.failures + input_failures));
+    if (labels) std::printf("accuracy: %.2f%% (%lld/%lld)\n", accuracy, (long long)run.correct, (long long)ok);
+    std::printf("wire bytes per request: %.1f (payload %.1f, raw input %lld)\n", wire_per, payload_per,
+                (long long)libsplit::Tensor::element_count(m.input.shape));
+    std::printf("latency ms      p50      p90      p99      max\n");
+    auto row = [](const char* name, const Percentiles& p) {
+      std::printf("  %-8s %8.3f %8.3f %8.3f %8.3f\n", name, p.p50, p.p90, p.p99, p.max);
+    };
+    row("head", ph);
+    row("encode", pe);
+    row("network", pn);
+    row("queue", pq);
+    row("tail", pt);
+    row("total", pa);
+    if (!run.errors.empty()) {
+      std::printf("failures by status:");
+      for (const auto& [code, v] : run.errors) std::printf(" %s=%lld", code.c_str(), (long long)v);
       std::printf("\n");
     }
-  }
-
-  if (!json_path.empty()) {
-    std::ofstream f(json_path);
-    if (!f) return fail(json_path + ": cannot write");
+    if (run.dynamic) {
+      std::printf("strategies:");
+      for (const auto& [s, v] : counts) std::printf(" %s=%llu", s.c_str(), (unsigned long long)v);
+      std::printf("\n");
+      if (!fallbacks.empty()) {
+        std::printf("local fallbacks:");
+        for (const auto& [s, v] : fallbacks) std::printf(" %s=%llu", s.c_str(), (unsigned long long)v);
+        std::printf("\n");
+      }
+    }
+    if (json_path.empty()) continue;
     auto jp = [](const Percentiles& p) {
       char b[200];
       std::snprintf(b, sizeof b, "{\"p50\": %.4f, \"p90\": %.4f, \"p99\": %.4f, \"max\": %.4f, \"mean\": %.4f}", p.p50,
                     p.p90, p.p99, p.max, p.mean);
       return std::string(b);
     };
-    f << "{\n  \"bundle\": \"" << m.name << "\",\n  \"version\": \"" << m.version << "\",\n  \"strategy\": \"" << split
-      << "\",\n  \"codec\": \"" << codec_used << "\",\n  \"requests\": " << ok << ",\n  \"failures\": " << failures << ",\n";
-    if (labels) f << "  \"accuracy\": " << accuracy << ",\n  \"correct\": " << correct << ",\n";
-    if (dyn) {
+    std::ostringstream f;
+    f << "{\n  \"bundle\": \"" << m.name << "\",\n  \"version\": \"" << m.version << "\",\n  \"strategy\": \"" << run.name
+      << "\",\n  \"codec\": \"" << codec_used << "\",\n  \"requests\": " << ok << ",\n  \"failures\": "
+      << run.failures + input_failures << ",\n";
+    if (labels) f << "  \"accuracy\": " << accuracy << ",\n  \"correct\": " << run.correct << ",\n";
+    if (run.dynamic) {
       auto jmap = [](const std::map<std::string, uint64_t>& mp) {
         std::string o = "{";
-        for (const auto& [k, v] : mp) o += (o.size() > 1 ? ", \"" : "\"") + k + "\": " + std::to_string(v);
+        for (const auto& [s, v] : mp) o += (o.size() > 1 ? ", \"" : "\"") + s + "\": " + std::to_string(v);
         return o + "}";
       };
       f << "  \"policy\": \"" << policy << "\",\n  \"strategies\": " << jmap(counts) << ",\n  \"fallbacks\": "
         << jmap(fallbacks) << ",\n";
     }
+    // Throughput of one run when several share the process: its requests over the time they took.
+    double busy_s = 0;
+    for (double t : run.total) busy_s += t / 1000;
+    const double run_s = several ? busy_s : elapsed_s;
     f << "  \"wire_bytes_per_request\": " << wire_per << ",\n  \"payload_bytes_per_request\": " << payload_per
-      << ",\n  \"response_bytes_per_request\": " << (ok ? double(response_bytes) / double(ok) : 0.0)
-      << ",\n  \"rate_hz\": " << rate_hz << ",\n  \"elapsed_s\": " << elapsed_s
-      << ",\n  \"throughput_rps\": " << (elapsed_s > 0 ? double(ok) / elapsed_s : 0.0) << ",\n  \"latency_ms\": {\n    \"head\": " << jp(ph) << ",\n    \"encode\": "
-      << jp(pe) << ",\n    \"network\": " << jp(pn) << ",\n    \"queue\": " << jp(pq) << ",\n    \"tail\": " << jp(pt) << ",\n    \"total\": " << jp(pa) << "\n  }\n}\n";
+      << ",\n  \"response_bytes_per_request\": " << (ok ? double(run.response_bytes) / double(ok) : 0.0)
+      << ",\n  \"rate_hz\": " << rate_hz << ",\n  \"elapsed_s\": " << run_s
+      << ",\n  \"throughput_rps\": " << (run_s > 0 ? double(ok) / run_s : 0.0) << ",\n  \"latency_ms\": {\n    \"head\": "
+      << jp(ph) << ",\n    \"encode\": " << jp(pe) << ",\n    \"network\": " << jp(pn) << ",\n    \"queue\": " << jp(pq)
+      << ",\n    \"tail\": " << jp(pt) << ",\n    \"total\": " << jp(pa) << "\n  }\n}";
+    js += f.str() + (several ? (k + 1 < runs.size() ? ",\n" : "\n]\n") : "\n");
+  }
+  if (!json_path.empty()) {
+    std::ofstream f(json_path);
+    if (!f || !(f << js)) return fail(json_path + ": cannot write");
   }
   return failures == 0 ? 0 : 3;
 }
