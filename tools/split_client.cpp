@@ -212,7 +212,7 @@ int main(int argc, char** argv) {
   std::string samples_path;
   app.add_option("--samples", samples_path,
                  "Write one tab-separated line per measured request to this file: run (the --split named), input, "
-                 "strategy taken, stage times "
+                 "strategy taken, start (monotonic clock, s), stage times "
                  "in ms (head, encode, network, queue, tail, total), request and reply bytes, predicted class, label");
   double rate_hz = 0;
   app.add_option("--rate", rate_hz,
@@ -417,7 +417,7 @@ int main(int argc, char** argv) {
   if (!samples_path.empty()) {
     samples.open(samples_path);
     if (!samples) return fail(samples_path + ": cannot write");
-    samples << "run\tinput\tstrategy\thead_ms\tencode_ms\tnetwork_ms\tqueue_ms\ttail_ms\ttotal_ms\trequest_bytes\t"
+    samples << "run\tinput\tstrategy\tstart_s\thead_ms\tencode_ms\tnetwork_ms\tqueue_ms\ttail_ms\ttotal_ms\trequest_bytes\t"
                "response_bytes\tpredicted\tlabel\n";
   }
   const bool several = runs.size() > 1;
@@ -438,6 +438,8 @@ int main(int argc, char** argv) {
         next_start = std::max(now, next_start) + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                      std::chrono::duration<double>(1.0 / rate_hz));
       }
+      const double start_s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
       auto r = run_one(run, *pixels);
       if (!r.ok()) {
         ++run.failures;
@@ -463,8 +465,8 @@ int main(int argc, char** argv) {
         run.correct += int(pred) == label;
       }
       if (samples.is_open()) {
-        char b[256];
-        std::snprintf(b, sizeof b, "\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%zu\t%zu\t%u\t%d\n", r->head_us / 1000,
+        char b[300];
+        std::snprintf(b, sizeof b, "\t%.6f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%zu\t%zu\t%u\t%d\n", start_s, r->head_us / 1000,
                       r->encode_us / 1000, r->network_us / 1000, r->server_queue_us / 1000, r->tail_us / 1000,
                       r->total_us / 1000, r->request_bytes, r->response_bytes, pred, label);
         samples << run.name << '\t' << (*source)->name(i) << '\t' << r->strategy << b;
