@@ -23,6 +23,9 @@ if [[ ! -f $MODELS/mnv2-96/manifest.json ]]; then
   "$PY" "$SRC/tools/export_torchvision.py" --arch mobilenet_v2 --size 96 --split bottlefit \
     --name mnv2-96 --out "$MODELS/mnv2-96" > "$WORK/export.log"
 fi
+# The generated bundle stays loadable by a Jetson Nano's LibTorch 1.10 (file format, operators).
+"$PY" "$SRC/tools/torchscript_compat.py" "$MODELS/mnv2-96" > "$WORK/compat.log" ||
+  { echo "dynamic_end_to_end: the exported bundle needs a LibTorch newer than 1.10:" >&2; cat "$WORK/compat.log" >&2; exit 1; }
 [[ -f $WORK/images/img0119.png ]] || "$PY" "$SRC/tools/make_bench_images.py" --size 96 --count 120 --out "$WORK/images" > /dev/null
 
 pids=()

@@ -18,6 +18,7 @@ written and the reason is printed on one line.
 import argparse
 import os
 import sys
+from typing import List
 
 import torch
 from torch import nn
@@ -57,11 +58,24 @@ class Bottleneck(nn.Module):
         return self.net(x)
 
 
+class Nearest(nn.Module):
+    """nn.Upsample(size, mode="nearest") as the one operator it runs: scripting nn.Upsample
+    compiles all of F.interpolate, whose other branches call operators (antialiased and
+    nearest-exact resampling) that LibTorch 1.10, a Jetson Nano's, does not have."""
+
+    def __init__(self, out_hw: List[int]):
+        super().__init__()
+        self.out_hw = out_hw
+
+    def forward(self, x):
+        return torch._C._nn.upsample_nearest2d(x, self.out_hw)
+
+
 class Restore(nn.Module):
     def __init__(self, width, channels, out_hw):
         super().__init__()
         self.net = nn.Sequential(nn.Conv2d(width, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
-                                 nn.ReLU(inplace=True), nn.Upsample(size=out_hw, mode="nearest"),
+                                 nn.ReLU(inplace=True), Nearest([int(v) for v in out_hw]),
                                  nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
                                  nn.ReLU(inplace=True))
 

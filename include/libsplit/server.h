@@ -38,6 +38,12 @@ struct ServerOptions {
   // to fill. max_batch 1 (the default) runs each request on its own, at once.
   uint32_t max_batch = 1;                 // 1..1024
   uint32_t batch_delay_us = 0;            // 0..1000000
+  // A request whose tail recently took at most this long (moving average, per model and split)
+  // runs on the I/O thread that read it, when no worker is busy and nothing waits: one thread
+  // hand-off less per request on an idle server. Meanwhile that I/O thread reads nothing else,
+  // so this also bounds the wait it adds to other connections. 0 = always hand off to a worker.
+  // Not with batching.
+  uint32_t inline_tail_max_us = 1000;     // 0..100000
   uint32_t summary_interval_ms = 60000;   // period of the summary log line; 0 = none
   std::string auth_token;                 // non-empty: every client's hello must carry it
   // TLS (a build with LIBSPLIT_WITH_TLS): the certificate chain and private key, PEM. Set, every
@@ -60,6 +66,7 @@ struct ServerStats {
   uint64_t protocol_errors = 0;       // malformed frames (the connection is closed)
   uint64_t forwards = 0;              // tail or full-model runs (fewer than requests_ok when batching)
   uint64_t forward_requests = 0;      // requests those runs carried
+  uint64_t inline_runs = 0;           // of the requests: run on an I/O thread (inline_tail_max_us)
   uint64_t tls_handshake_failures = 0;  // connections closed in the TLS handshake
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;

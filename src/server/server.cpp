@@ -74,6 +74,10 @@ struct Batcher;
 struct Model {
   std::unique_ptr<Bundle> bundle;
   std::atomic<uint32_t> queued{0};  // requests posted to the workers and not yet started
+  // Moving average of each split's tail time in us (the last: the full model); unknown until
+  // one ran (kUnknownTail). Decides whether a request may run inline on its I/O thread.
+  static constexpr uint32_t kUnknownTail = UINT32_MAX;
+  std::unique_ptr<std::atomic<uint32_t>[]> tail_us;
   // With batching on: one queue per split, the last for the full model.
   std::vector<std::unique_ptr<Batcher>> batchers;
 };
@@ -178,7 +182,8 @@ struct ServerState {
   std::atomic<uint64_t> accepted{0}, open{0}, rejected{0}, ok{0}, failed{0}, proto_errors{0}, rx{0}, tx{0};
   std::shared_ptr<net::TlsContext> tls;  // set: every connection is TLS
   std::atomic<uint64_t> tls_failures{0};
-  std::atomic<uint64_t> queue_full{0}, late{0}, forwards{0}, forward_requests{0};
+  std::atomic<uint64_t> queue_full{0}, late{0}, forwards{0}, forward_requests{0}, inline_runs{0};
+  std::atomic<uint32_t> busy{0};  // requests handed to the workers (or run inline) and not finished
   server::Metrics metrics;
   std::unique_ptr<server::HttpEndpoint> http;
   std::atomic<bool> ready{false};
@@ -190,7 +195,7 @@ struct ServerState {
   // The deadline check and input decoding every request passes before a forward: false (and the
   // request answered) when it cannot run.
   bool take_input(const Pending& p, Clock::time_point now, Tensor* x);
-  void run_one(Pending p);
+  void run_one(Model* model, Pending p);  // decrements busy when done
   void run_batch(Model* model, Batcher* b);
   Status load_models();
   Model* find(const std::string& name, const std::string& version, std::string* available);
@@ -236,6 +241,8 @@ Status ServerState::load_models() {
     model.bundle = std::move(*bundle);
     if (opt.max_batch > 1)
       for (size_t i = 0; i <= m.splits.size(); ++i) model.batchers.push_back(std::make_unique<Batcher>());
+    model.tail_us = std::make_unique<std::atomic<uint32_t>[]>(m.splits.size() + 1);
+    for (size_t i = 0; i <= m.splits.size(); ++i) model.tail_us[i] = Model::kUnknownTail;
   }
   return {};
 }
@@ -526,9 +533,23 @@ void Connection::handle_request() {
     asio::post(*server_->workers, [state = server_, model = model_, b] { state->run_batch(model, b); });
     return;
   }
+  // An idle server runs a short tail right here, on the I/O thread, sparing the hand-off to a
+  // worker (and its wake-up): the I/O thread reads nothing else meanwhile, for at most about
+  // inline_tail_max_us. Every later request finds `busy` non-zero until this one is done.
+  const uint32_t limit = server_->opt.inline_tail_max_us;
+  auto& tail_us = model_->tail_us[index < 0 ? bundle_->manifest().splits.size() : size_t(index)];
+  uint32_t idle = 0;
+  if (limit > 0 && tail_us.load(std::memory_order_relaxed) <= limit &&
+      server_->busy.compare_exchange_strong(idle, 1)) {
+    --model_->queued;
+    ++server_->inline_runs;
+    server_->run_one(model_, std::move(p));
+    return;
+  }
+  ++server_->busy;
   asio::post(*server_->workers, [state = server_, model = model_, p = std::move(p)]() mutable {
     --model->queued;
-    state->run_one(std::move(p));
+    state->run_one(model, std::move(p));
   });
 }
 
@@ -624,8 +645,12 @@ bool ServerState::take_input(const Pending& p, Clock::time_point now, Tensor* x)
   return true;
 }
 
-// A worker runs one request on its own (batching off).
-void ServerState::run_one(Pending p) {
+// A worker (or an idle I/O thread) runs one request on its own (batching off).
+void ServerState::run_one(Model* model, Pending p) {
+  struct Done {
+    std::atomic<uint32_t>& busy;
+    ~Done() { --busy; }
+  } done{busy};
   const auto start = Clock::now();
   Tensor x;
   if (!take_input(p, start, &x)) return;
@@ -634,8 +659,15 @@ void ServerState::run_one(Pending p) {
   ++forward_requests;
   auto out = run_model(bundle, p.index, x);
   if (!out.ok()) return p.conn->reply_error(p, out.status());
+  const auto end = Clock::now();
+  // The split's moving average (1/8 weight): racing updates lose a sample, nothing worse.
+  auto& avg = model->tail_us[p.index < 0 ? bundle.manifest().splits.size() : size_t(p.index)];
+  const auto took = uint32_t(std::min<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(end - start).count(),
+                                               Model::kUnknownTail - 1));
+  const uint32_t old = avg.load(std::memory_order_relaxed);
+  avg.store(old == Model::kUnknownTail ? took : uint32_t((7ull * old + took) / 8), std::memory_order_relaxed);
   metrics.batch(bundle.manifest().name, 1);
-  p.conn->reply(p, std::move(*out), start, Clock::now());
+  p.conn->reply(p, std::move(*out), start, end);
 }
 
 // A worker takes up to max_batch requests of one model and split: at once when that many wait,
@@ -859,6 +891,8 @@ Result<std::unique_ptr<Server>> Server::create(const ServerOptions& o) {
   if (o.max_frame_bytes < 1024) return invalid_argument("max_frame_bytes must be at least 1024, got ", o.max_frame_bytes);
   if (o.max_connections < 1) return invalid_argument("max_connections must be at least 1");
   if (o.max_batch < 1 || o.max_batch > 1024) return invalid_argument("max_batch must be in [1, 1024], got ", o.max_batch);
+  if (o.inline_tail_max_us > 100000)
+    return invalid_argument("inline_tail_max_us must be at most 100000 (0.1 s), got ", o.inline_tail_max_us);
   if (o.batch_delay_us > 1000000)
     return invalid_argument("batch_delay_us must be at most 1000000 (1 s), got ", o.batch_delay_us);
   auto hp = net::parse_host_port(o.listen);
@@ -1000,6 +1034,7 @@ ServerStats Server::stats() const {
   s.forwards = impl_->forwards;
   s.tls_handshake_failures = impl_->tls_failures;
   s.forward_requests = impl_->forward_requests;
+  s.inline_runs = impl_->inline_runs;
   s.bytes_received = impl_->rx;
   s.bytes_sent = impl_->tx;
   return s;
