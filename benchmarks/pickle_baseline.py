@@ -18,7 +18,7 @@ count. Prints requests per second and round-trip percentiles (JSON with --json).
       --throughput --clients 8 --seconds 20
 
 --serve-only runs the threaded peer server alone (it prints its port, and stops when its standard
-input closes); --connect HOST:PORT points the single-stream client at such a server instead of
+input closes; with --listen HOST:PORT it listens there until interrupted, for an edge machine); --connect HOST:PORT points the single-stream client at such a server instead of
 starting its own, e.g. through a link emulator, as benchmarks/suite.py does.
 """
 import argparse
@@ -101,8 +101,20 @@ def serve_many(args):
         daemon_threads = True
         allow_reuse_address = True
 
-    srv = Server(("127.0.0.1", 0), Handler)
+    host, port = "127.0.0.1", 0
+    if getattr(args, "listen", None):
+        host, _, p = args.listen.rpartition(":")
+        if not host or not p.isdigit():
+            sys.exit(f"pickle_baseline: --listen '{args.listen}': expected HOST:PORT")
+        port = int(p)
+    srv = Server((host, port), Handler)
     print(srv.server_address[1], flush=True)
+    if getattr(args, "listen", None):  # a standing server: until interrupted
+        try:
+            srv.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        return
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     sys.stdin.read()  # until the parent closes our stdin
     srv.shutdown()
@@ -187,6 +199,7 @@ def main():
     ap.add_argument("--warmup-s", type=float, default=3)
     ap.add_argument("--serve-only", action="store_true",
                     help="run the threaded peer server for --split alone: prints its port, stops when stdin closes")
+    ap.add_argument("--listen", metavar="HOST:PORT", help="--serve-only: listen here until interrupted")
     ap.add_argument("--connect", metavar="HOST:PORT", help="single stream: use this running peer server")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-many", action="store_true", help=argparse.SUPPRESS)

@@ -103,6 +103,11 @@ def pcts(values):
             "max": max(values) if values else None, "n": len(values)}
 
 
+def rate_name(rate):
+    """A link setting's label: its emulated rate, or the real network (0) with --server."""
+    return "network" if rate == 0 else f"{rate:g}"
+
+
 def fmt(x, digits=1):
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -288,10 +293,12 @@ def environment(args, device, power_src):
         "os": osname,
         "device": device.description,
         "device_threads": device.threads,
-        "edge": f"split-server, 1 worker x {args.edge_threads} LibTorch threads (single stream); "
-                f"2 workers x 1 thread (throughput, Poisson)",
-        "link": f"split-linkemu on 127.0.0.1: token bucket at the rate in both directions, "
-                f"{args.rtt_ms} ms round trip (half each way)",
+        "edge": (f"split-server at {args.server} (run there by the user)" if args.server else
+                 f"split-server, 1 worker x {args.edge_threads} LibTorch threads (single stream); "
+                 f"2 workers x 1 thread (throughput, Poisson)"),
+        "link": (f"the real network to {args.server}" if args.server else
+                 f"split-linkemu on 127.0.0.1: token bucket at the rate in both directions, "
+                 f"{args.rtt_ms} ms round trip (half each way)"),
         "power": power_src.description if power_src else "none: no INA3221 rails (Jetson) found; energy not reported",
         "throttling_flags": "Raspberry Pi get_throttled" if power.read_throttled() is not None else "none",
     }
@@ -400,10 +407,16 @@ def read_samples(path, sampler):
 def single_stream(args, h, bundles, models, device, power_src):
     log(f"== single stream: {len(args.rates)} link rates x {len(bundles)} bundles x {args.rounds} rounds; "
         f"device: {device.description}")
-    _, port = h.server("server-single", models, 1, args.edge_threads)
-    emu = h.linkemu("linkemu", port, args.rtt_ms)
+    if args.server:  # the edge elsewhere, over the real network
+        emu, target = None, args.server
+    else:
+        _, port = h.server("server-single", models, 1, args.edge_threads)
+        emu = h.linkemu("linkemu", port, args.rtt_ms)
+        target = f"127.0.0.1:{emu.port}"
     peers = {}
-    if not args.no_peer:
+    if args.peer_server:
+        peers = {name: None for name in bundles}
+    elif not args.no_peer and not args.server:
         for name, b in bundles.items():
             p, (m,) = h.start(f"peer-server-{name}", [PY, "benchmarks/pickle_baseline.py", "--serve-only", "--bundle",
                                                       b["dir"], "--split", b["default_split"], "--threads",
@@ -415,15 +428,17 @@ def single_stream(args, h, bundles, models, device, power_src):
     os.makedirs(raw, exist_ok=True)
     for rnd in range(1, args.rounds + 1):
         for rate in args.rates:
-            emu.set_rate(rate)
+            if emu:
+                emu.set_rate(rate)
             for e in peers.values():
-                e.set_rate(rate)
+                if e:
+                    e.set_rate(rate)
             for name, b in bundles.items():
                 n = b["requests"]
                 tag = f"{device.key}-{name}-{rate}-r{rnd}"
-                prog.step(f"{rate} Mbit/s, {name}, round {rnd}/{args.rounds}: {len(b['strategies'])} strategies "
+                prog.step(f"{rate_name(rate)} Mbit/s, {name}, round {rnd}/{args.rounds}: {len(b['strategies'])} strategies "
                           f"x {n} requests")
-                cmd = [bin_tool("split-client"), "--server", f"127.0.0.1:{emu.port}", "--bundle", b["dir"],
+                cmd = [bin_tool("split-client"), "--server", target, "--bundle", b["dir"],
                        "--split", ",".join(b["strategies"]), "--input", b["input"], "--warmup", str(args.warmup),
                        "--limit", str(n + args.warmup), "--threads", str(device.threads), "--top-k", "1",
                        "--deadline-ms", "60000", "--quiet", "--log-level", "error",
@@ -447,12 +462,12 @@ def single_stream(args, h, bundles, models, device, power_src):
                         if v:
                             c["choices"][k] = c["choices"].get(k, 0) + v
                 if name in peers:
-                    prog.step(f"{rate} Mbit/s, {name}, round {rnd}/{args.rounds}: the Python peer "
+                    prog.step(f"{rate_name(rate)} Mbit/s, {name}, round {rnd}/{args.rounds}: the Python peer "
                               f"({b['default_split']}) x {n} requests")
                     pj = os.path.join(raw, f"{tag}-peer.json")
                     with power.Sampler(power_src) as s:
                         run([PY, "benchmarks/pickle_baseline.py", "--bundle", b["dir"], "--split", b["default_split"],
-                             "--connect", f"127.0.0.1:{peers[name].port}", "--requests", str(n), "--warmup",
+                             "--connect", peer_address(args, peers[name], name), "--requests", str(n), "--warmup",
                              str(args.warmup), "--threads", str(device.threads), "--json", pj],
                             os.path.join(raw, f"{tag}-peer.log"), 3600, device)
                     res = s.result()
@@ -466,6 +481,14 @@ def single_stream(args, h, bundles, models, device, power_src):
                                   for t in pr["total_ms_samples"]]
                     c.setdefault("stages_us", []).append(pr["us"])
     return summarize_cells(cells, bundles)
+
+
+def peer_address(args, emu, name):
+    if emu:
+        return f"127.0.0.1:{emu.port}"
+    host, _, port = args.peer_server.rpartition(":")
+    # --peer-server HOST:PORT serves the first bundle; the next ones on the following ports
+    return f"{host}:{int(port) + list(args.bundles).index(name)}"
 
 
 STAGES = ("head", "encode", "network", "queue", "tail", "total")
@@ -502,13 +525,17 @@ def accuracy_pass(args, h, bundles, models):
     labelled = {n: b for n, b in bundles.items() if b["labels"]}
     if not labelled:
         return []
-    log(f"== accuracy: every fixed strategy on {args.accuracy_requests} labelled test images, loopback")
-    _, port = h.server("server-accuracy", models, 1, args.edge_threads)
+    log(f"== accuracy: every fixed strategy on {args.accuracy_requests} labelled test images")
+    if args.server:
+        address = args.server
+    else:
+        _, port = h.server("server-accuracy", models, 1, args.edge_threads)
+        address = f"127.0.0.1:{port}"
     out = []
     for name, b in labelled.items():
         fixed = [s for s in b["strategies"] if s != "dynamic"]
         j = os.path.join(args.out, "raw", f"accuracy-{name}.json")
-        run([bin_tool("split-client"), "--server", f"127.0.0.1:{port}", "--bundle", b["dir"], "--split",
+        run([bin_tool("split-client"), "--server", address, "--bundle", b["dir"], "--split",
              ",".join(fixed), "--input", b["input"], "--labels", b["labels"], "--limit", str(args.accuracy_requests),
              "--top-k", "1", "--quiet", "--log-level", "error", "--json", j],
             os.path.join(args.out, "raw", f"accuracy-{name}.log"), 3600)
@@ -701,25 +728,30 @@ def plots(args, res, bundles):
         strategies = sorted({k[2] for k in cm if k[0] == name})
         if not strategies:
             continue
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for s in strategies:
+        if len(res["config"]["rates"]) < 2 or 0 in res["config"]["rates"]:
+            strategies_plotted = False
+        else:
+            strategies_plotted = True
+        fig, ax = plt.subplots(figsize=(8, 5)) if strategies_plotted else (None, None)
+        for s in strategies if strategies_plotted else []:
             xs = [r for r in res["config"]["rates"] if (name, r, s) in cm and cm[(name, r, s)]["requests"]]
             ys = [cm[(name, r, s)]["latency_ms"]["total"]["p90"] for r in xs]
             style = "-" if s in ("dynamic", "peer") else "--" if s in ("local", "offload", "offload-png") or \
                 s.startswith("pruned") else ":"
             ax.plot(xs, ys, style, marker="o", label=s, linewidth=2.2 if s == "dynamic" else 1.3)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("link rate (Mbit/s, both directions)")
-        ax.set_ylabel("end-to-end latency p90 (ms)")
-        ax.set_title(f"{bundles[name]['name']}: single stream, {res['environment']['device']}", fontsize=9)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        path = os.path.join(pdir, f"latency-{name}.png")
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        made.append(path)
+        if strategies_plotted:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("link rate (Mbit/s, both directions)")
+            ax.set_ylabel("end-to-end latency p90 (ms)")
+            ax.set_title(f"{bundles[name]['name']}: single stream, {res['environment']['device']}", fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7, ncol=2)
+            fig.tight_layout()
+            path = os.path.join(pdir, f"latency-{name}.png")
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            made.append(path)
         # Stage breakdown (p50 of each stage) at the rate nearest 10 Mbit/s.
         rate = min(res["config"]["rates"], key=lambda r: abs(r - 10))
         ss = [s for s in strategies if s != "peer" and (name, rate, s) in cm and cm[(name, rate, s)]["requests"]]
@@ -730,7 +762,7 @@ def plots(args, res, bundles):
             ax.bar(ss, vals, bottom=bottom, label=stage)
             bottom = [a + b for a, b in zip(bottom, vals)]
         ax.set_ylabel("ms (p50 of each stage)")
-        ax.set_title(f"{bundles[name]['name']}: stages at {rate} Mbit/s", fontsize=9)
+        ax.set_title(f"{bundles[name]['name']}: stages at {rate_name(rate)} Mbit/s", fontsize=9)
         ax.legend(fontsize=8)
         plt.setp(ax.get_xticklabels(), rotation=30, ha="right", fontsize=8)
         fig.tight_layout()
@@ -801,11 +833,11 @@ def report(args, res, bundles, plot_paths, image_prefix):
                          default=None)
             ratio = (f"{dcell['latency_ms']['total']['p50'] / best50:.2f}"
                      if dcell and dcell["requests"] and best50 else "-")
-            L.append(f"| {rate:g} | " + " | ".join(cells) + f" | {best[1] + ' ' + fmt(best[0]) if best else '-'} | "
+            L.append(f"| {rate_name(rate)} | " + " | ".join(cells) + f" | {best[1] + ' ' + fmt(best[0]) if best else '-'} | "
                      f"{ratio} | {choices} |")
         L.append("")
         rate = min(cfg["rates"], key=lambda r: abs(r - 10))
-        L.append(f"Stages at {rate:g} Mbit/s (p50 ms; network = round trip minus the server's queue and tail: the "
+        L.append(f"Stages at {rate_name(rate)} Mbit/s (p50 ms; network = round trip minus the server's queue and tail: the "
                  f"send and the reply together, which one clock cannot separate; bytes = request frame):")
         L.append("")
         L.append("| strategy | head | encode | network | queue | tail | total | request B | reply B |"
@@ -832,7 +864,7 @@ def report(args, res, bundles, plot_paths, image_prefix):
                  "reduction vs offload | beats both |")
         L.append("|---:|---|---:|---:|---:|---|---:|---:|---|")
         for r in bar:
-            L.append(f"| {r['rate_mbit']:g} | {r['best']} | {r['best_ms']:.1f} | {r['local_ms']:.1f} | "
+            L.append(f"| {rate_name(r['rate_mbit'])} | {r['best']} | {r['best_ms']:.1f} | {r['local_ms']:.1f} | "
                      f"{r['vs_local_pct']:.0f}% | {r['offload']} | {r['offload_ms']:.1f} | {r['vs_offload_pct']:.0f}% | "
                      f"{'yes' if r['beats_both'] else 'no'} |")
         L.append("")
@@ -851,7 +883,7 @@ def report(args, res, bundles, plot_paths, image_prefix):
         L.append("|---|---:|---:|---:|---:|---:|---:|")
         for b, rate, a, p in peer_rows:
             at, pt = a["latency_ms"]["total"], p["latency_ms"]["total"]
-            L.append(f"| {b['name']} (`{b['default_split']}`) | {rate:g} | {a['requests']} / {p['requests']} | "
+            L.append(f"| {b['name']} (`{b['default_split']}`) | {rate_name(rate)} | {a['requests']} / {p['requests']} | "
                      f"{at['p50']:.1f} / {at['p90']:.1f} | {pt['p50']:.1f} / {pt['p90']:.1f} | {pt['p50'] / at['p50']:.2f}x | "
                      f"{fmt(a['wire_bytes'], 0)} / {fmt(p['wire_bytes'], 0)} |")
         L.append("")
@@ -962,6 +994,12 @@ def parse_args():
                     help="which to run (default: all of single,accuracy,overhead,throughput,poisson)")
     ap.add_argument("--strategies", help="single stream: only these (comma-separated; default: every strategy "
                     "of each bundle: local, its pruned models, offload, offload-png, every split, dynamic)")
+    ap.add_argument("--server", metavar="HOST:PORT",
+                    help="the edge runs elsewhere (split-server --models with these bundles): the device runs here "
+                    "over the real network, no emulated link; scenarios single and accuracy only")
+    ap.add_argument("--peer-server", metavar="HOST:PORT",
+                    help="with --server: the Python peer's server there (pickle_baseline.py --serve-only, one per "
+                    "bundle on consecutive ports, in --bundles order); without it the peer is left out")
     ap.add_argument("--no-peer", action="store_true", help="leave the Python peer out of the single-stream sweep")
     ap.add_argument("--no-build", action="store_true", help="do not run tools/build.sh first")
     ap.add_argument("--out", default="build/bench/suite", help="output directory (default build/bench/suite)")
@@ -979,11 +1017,19 @@ def parse_args():
         args.rates = [float(r) if "." in r else int(r) for r in args.rates.split(",") if r]
     except ValueError:
         ap.error(f"--rates: '{args.rates}' is not a comma-separated list of numbers")
-    if not args.rates or any(r <= 0 for r in args.rates):
+    if not args.server and (not args.rates or any(r <= 0 for r in args.rates)):
         ap.error("--rates: give positive rates in Mbit/s")
     args.throughput_bundles = [b for b in args.throughput_bundles.split(",") if b]
     args.strategies = [s for s in (args.strategies or "").split(",") if s]
+    if args.server:
+        if args.scenarios == ap.get_default("scenarios"):
+            args.scenarios = "single,accuracy"
+        args.rates = [0]
+    elif args.peer_server:
+        ap.error("--peer-server goes with --server")
     args.scenarios = set(s for s in args.scenarios.split(",") if s)
+    if args.server and args.scenarios - {"single", "accuracy"}:
+        ap.error("--server: only the single and accuracy scenarios run against a remote edge")
     unknown = args.scenarios - {"single", "accuracy", "overhead", "throughput", "poisson"}
     if unknown:
         ap.error(f"--scenarios: unknown {', '.join(sorted(unknown))}")
