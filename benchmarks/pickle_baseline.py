@@ -199,6 +199,9 @@ def main():
     ap.add_argument("--warmup-s", type=float, default=3)
     ap.add_argument("--serve-only", action="store_true",
                     help="run the threaded peer server for --split alone: prints its port, stops when stdin closes")
+    ap.add_argument("--pause-every", type=int, default=0, metavar="N",
+                    help="single stream: after every N measured requests print '# paused' and wait for a line on "
+                    "stdin (a benchmark changes the link between phases)")
     ap.add_argument("--listen", metavar="HOST:PORT", help="--serve-only: listen here until interrupted")
     ap.add_argument("--connect", metavar="HOST:PORT", help="single stream: use this running peer server")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -242,7 +245,12 @@ def main():
         rows = {k: [] for k in ("head", "encode", "network", "tail", "total", "overhead")}
         wire = 0
         with torch.no_grad():
+            pausing = args.pause_every > 0
             for i in range(args.warmup + args.requests):
+                j = i - args.warmup  # measured requests before this one
+                if pausing and j > 0 and j % args.pause_every == 0:
+                    print(f"# paused after request {j}", flush=True)
+                    pausing = sys.stdin.readline() != ""  # end of input: go on without pausing
                 pixels = torch.randint(0, 256, shape, generator=g).float()
                 t0 = time.perf_counter()
                 x = (pixels / 255.0 - mean) / std

@@ -339,7 +339,7 @@ def prepare(args):
                          "weights": manifest.get("weights", "trained"),
                          "requests": args.requests_image if image else args.requests_fmnist}
     if any(b["image"] for b in bundles.values()):
-        need = max(args.requests_image, args.overhead_image) + args.warmup
+        need = max(len(args.rates) * (args.requests_image + args.warmup), args.overhead_image + 5)
         images = os.path.join(ROOT, "build/bench/images224")
         if not os.path.exists(os.path.join(images, f"img{need - 1:04d}.png")):
             log("== writing 224x224 inputs (crops of scikit-image's sample photographs when they can be fetched)")
@@ -395,6 +395,10 @@ def read_samples(path, sampler):
     rows = []
     with open(path) as f:
         for r in csv.DictReader(f, delimiter="\t"):
+            r["index"] = int(r["index"])
+            if r["status"] != "ok":  # a failed request: its code, no times
+                rows.append(r)
+                continue
             for k in ("start_s", "head_ms", "encode_ms", "network_ms", "queue_ms", "tail_ms", "total_ms"):
                 r[k] = float(r[k])
             for k in ("request_bytes", "response_bytes", "predicted", "label"):
@@ -404,8 +408,37 @@ def read_samples(path, sampler):
     return rows
 
 
+def phased(cmd, device, phases, on_phase, logfile, timeout):
+    """Runs a client that pauses after each phase ('# paused' on stdout, then a line on stdin):
+    on_phase(k) is called before phase k (0 before the start). Returns the exit code."""
+    on_phase(0)
+    with open(logfile, "w") as log_f:
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             cwd=ROOT, preexec_fn=device.enter)
+        watchdog = threading.Timer(timeout, p.kill)
+        watchdog.start()
+        k = 0
+        try:
+            for line in p.stdout:
+                log_f.write(line)
+                if line.startswith("# paused") and k + 1 < phases:
+                    k += 1
+                    on_phase(k)
+                    p.stdin.write("\n")
+                    p.stdin.flush()
+            rc = p.wait()
+        finally:
+            watchdog.cancel()
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    if rc < 0:
+        die(f"{os.path.basename(cmd[0])} was killed after {timeout} s (see {os.path.relpath(logfile, ROOT)})")
+    return rc
+
+
 def single_stream(args, h, bundles, models, device, power_src):
-    log(f"== single stream: {len(args.rates)} link rates x {len(bundles)} bundles x {args.rounds} rounds; "
+    log(f"== single stream: {len(bundles)} bundles x {len(args.rates)} link rates x {args.rounds} rounds; "
         f"device: {device.description}")
     if args.server:  # the edge elsewhere, over the real network
         emu, target = None, args.server
@@ -422,64 +455,87 @@ def single_stream(args, h, bundles, models, device, power_src):
                                                       b["dir"], "--split", b["default_split"], "--threads",
                                                       str(args.edge_threads)], [r"^(\d+)$"], stdin=subprocess.PIPE)
             peers[name] = h.linkemu(f"peer-linkemu-{name}", int(m.group(1)), args.rtt_ms)
+    # One client process per bundle and round goes through every link rate in turn (a phase per
+    # rate; the first --warmup inputs of each phase are not counted), each input through every
+    # strategy; the Python peer likewise.
     cells = {}  # (bundle, rate, strategy) -> {"rows": [...], "failures": n, "discarded": [...], "choices": {}}
-    prog = Progress(args.rounds * len(args.rates) * len(bundles) * (1 if args.no_peer else 2))
+    prog = Progress(args.rounds * len(bundles) * (2 if peers else 1) * len(args.rates))
     raw = os.path.join(args.out, "raw")
     os.makedirs(raw, exist_ok=True)
+    rates = args.rates
+
+    def cell(key, **extra):
+        return cells.setdefault(key, {"rows": [], "failures": 0, "discarded": [], "choices": {}, **extra})
+
     for rnd in range(1, args.rounds + 1):
-        for rate in args.rates:
-            if emu:
-                emu.set_rate(rate)
-            for e in peers.values():
-                if e:
-                    e.set_rate(rate)
-            for name, b in bundles.items():
-                n = b["requests"]
-                tag = f"{device.key}-{name}-{rate}-r{rnd}"
-                prog.step(f"{rate_name(rate)} Mbit/s, {name}, round {rnd}/{args.rounds}: {len(b['strategies'])} strategies "
-                          f"x {n} requests")
-                cmd = [bin_tool("split-client"), "--server", target, "--bundle", b["dir"],
-                       "--split", ",".join(b["strategies"]), "--input", b["input"], "--warmup", str(args.warmup),
-                       "--limit", str(n + args.warmup), "--threads", str(device.threads), "--top-k", "1",
-                       "--deadline-ms", "60000", "--quiet", "--log-level", "error",
-                       "--json", os.path.join(raw, f"{tag}.json"), "--samples", os.path.join(raw, f"{tag}.tsv")]
-                if b["labels"]:
-                    cmd += ["--labels", b["labels"]]
-                with power.Sampler(power_src) as s:
-                    run(cmd, os.path.join(raw, f"{tag}.log"), 3600, device, ok_codes=(0, 3))
-                res = s.result()
-                summaries = {j["strategy"]: j for j in json.load(open(os.path.join(raw, f"{tag}.json")))}
-                rows = read_samples(os.path.join(raw, f"{tag}.tsv"), s)
-                for strat in b["strategies"]:
-                    c = cells.setdefault((name, rate, strat), {"rows": [], "failures": 0, "discarded": [], "choices": {}})
-                    mine = [r for r in rows if r["run"] == strat]
-                    if res["discard"]:
-                        c["discarded"].append({"round": rnd, "why": res["discard"], "requests": len(mine)})
-                        continue
-                    c["rows"] += mine
-                    c["failures"] += summaries[strat]["failures"]
-                    for k, v in summaries[strat].get("strategies", {}).items():
-                        if v:
-                            c["choices"][k] = c["choices"].get(k, 0) + v
-                if name in peers:
-                    prog.step(f"{rate_name(rate)} Mbit/s, {name}, round {rnd}/{args.rounds}: the Python peer "
-                              f"({b['default_split']}) x {n} requests")
-                    pj = os.path.join(raw, f"{tag}-peer.json")
-                    with power.Sampler(power_src) as s:
-                        run([PY, "benchmarks/pickle_baseline.py", "--bundle", b["dir"], "--split", b["default_split"],
-                             "--connect", peer_address(args, peers[name], name), "--requests", str(n), "--warmup",
-                             str(args.warmup), "--threads", str(device.threads), "--json", pj],
-                            os.path.join(raw, f"{tag}-peer.log"), 3600, device)
-                    res = s.result()
-                    c = cells.setdefault((name, rate, "peer"), {"rows": [], "failures": 0, "discarded": [],
-                                                                 "choices": {}, "peer": True})
-                    pr = json.load(open(pj))
-                    if res["discard"]:
-                        c["discarded"].append({"round": rnd, "why": res["discard"], "requests": pr["requests"]})
-                        continue
-                    c["rows"] += [{"total_ms": t, "request_bytes": pr["wire_bytes"], "energy_j": None}
-                                  for t in pr["total_ms_samples"]]
-                    c.setdefault("stages_us", []).append(pr["us"])
+        for name, b in bundles.items():
+            n = b["requests"]
+            per = args.warmup + n
+            tag = f"{device.key}-{name}-r{rnd}"
+
+            def on_phase(k, what):
+                if emu and what == "libsplit":
+                    emu.set_rate(rates[k])
+                if what == "peer" and peers[name]:
+                    peers[name].set_rate(rates[k])
+                prog.step(f"round {rnd}/{args.rounds}, {name}, {rate_name(rates[k])} Mbit/s: "
+                          + (f"{len(b['strategies'])} strategies x {n} requests" if what == "libsplit"
+                             else f"the Python peer ({b['default_split']}) x {n} requests"))
+
+            cmd = [bin_tool("split-client"), "--server", target, "--bundle", b["dir"],
+                   "--split", ",".join(b["strategies"]), "--input", b["input"], "--warmup", "0",
+                   "--limit", str(per * len(rates)), "--pause-every", str(per), "--threads", str(device.threads),
+                   "--top-k", "1", "--deadline-ms", "60000", "--quiet", "--log-level", "error",
+                   "--json", os.path.join(raw, f"{tag}.json"), "--samples", os.path.join(raw, f"{tag}.tsv")]
+            if b["labels"]:
+                cmd += ["--labels", b["labels"]]
+            with power.Sampler(power_src) as s:
+                rc = phased(cmd, device, len(rates), lambda k: on_phase(k, "libsplit"),
+                            os.path.join(raw, f"{tag}.log"), 3600)
+            if rc not in (0, 3):
+                die(f"split-client failed (exit {rc}; see {os.path.relpath(os.path.join(raw, tag + '.log'), ROOT)})")
+            res = s.result()
+            summaries = {j["strategy"]: j for j in json.load(open(os.path.join(raw, f"{tag}.json")))}
+            for r in read_samples(os.path.join(raw, f"{tag}.tsv"), s):
+                k, j = divmod(r["index"], per)
+                if j < args.warmup or k >= len(rates):
+                    continue
+                c = cell((name, rates[k], r["run"]))
+                if res["discard"]:
+                    continue
+                if r["status"] != "ok":
+                    c["failures"] += 1
+                    continue
+                c["rows"].append(r)
+                if r["run"] == "dynamic":
+                    c["choices"][r["strategy"]] = c["choices"].get(r["strategy"], 0) + 1
+            if res["discard"]:
+                for rate in rates:
+                    for strat in b["strategies"]:
+                        cell((name, rate, strat))["discarded"].append({"round": rnd, "why": res["discard"]})
+            assert set(summaries) == set(b["strategies"]), summaries.keys()
+            if name not in peers:
+                continue
+            pj = os.path.join(raw, f"{tag}-peer.json")
+            cmd = [PY, "benchmarks/pickle_baseline.py", "--bundle", b["dir"], "--split", b["default_split"],
+                   "--connect", peer_address(args, peers[name], name), "--requests", str(per * len(rates)),
+                   "--warmup", "0", "--pause-every", str(per), "--threads", str(device.threads), "--json", pj]
+            with power.Sampler(power_src) as s:
+                rc = phased(cmd, device, len(rates), lambda k: on_phase(k, "peer"),
+                            os.path.join(raw, f"{tag}-peer.log"), 3600)
+            if rc != 0:
+                die(f"the Python peer failed (exit {rc}; see {os.path.relpath(pj[:-5] + '.log', ROOT)})")
+            res = s.result()
+            pr = json.load(open(pj))
+            for i, t in enumerate(pr["total_ms_samples"]):
+                k, j = divmod(i, per)
+                if j < args.warmup or k >= len(rates):
+                    continue
+                c = cell((name, rates[k], "peer"), peer=True)
+                if res["discard"]:
+                    c["discarded"].append({"round": rnd, "why": res["discard"]})
+                    continue
+                c["rows"].append({"total_ms": t, "request_bytes": pr["wire_bytes"], "energy_j": None})
     return summarize_cells(cells, bundles)
 
 

@@ -676,6 +676,51 @@ TEST(Deadlines, ExpiredRequestsNeverReachTheModel) {
   EXPECT_EQ(st.requests_ok, 2u);
 }
 
+// An idle server runs a short tail on the I/O thread that read the request: every request of a
+// single stream but the first of its split (whose tail time is not known yet) runs inline, the
+// answers equal in-process head -> 8-bit quantization -> tail; with the option at 0, none does;
+// requests from several clients at once are all answered, inline or not.
+TEST_F(EndToEnd, IdleServerRunsShortTailsInline) {
+  const auto& m = bundle_->manifest();
+  const size_t s = 0;
+  constexpr int kN = 12;
+  std::vector<libsplit::EncodedTensor> enc(kN);
+  std::vector<uint32_t> want(kN);
+  for (int i = 0; i < kN; ++i) {
+    auto x = pixels(500 + i);
+    ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
+    auto z = bundle_->run_head(s, x);
+    ASSERT_TRUE(z.ok());
+    ASSERT_TRUE(libsplit::encode(*z, m.splits[s].codec, &enc[size_t(i)], bundle_->tables(s)).ok());
+    libsplit::Tensor zq;
+    ASSERT_TRUE(libsplit::decode(enc[size_t(i)], &zq, bundle_->tables(s)).ok());
+    auto y = bundle_->run_tail(s, zq);
+    ASSERT_TRUE(y.ok());
+    want[size_t(i)] = argmax(*y);
+  }
+  for (uint32_t limit : {100000u, 0u}) {
+    libsplit::ServerOptions so;
+    so.inline_tail_max_us = limit;  // 0.1 s: any tail of this bundle qualifies, however slow the machine
+    auto server = start_server(so);
+    ASSERT_TRUE(server);
+    auto clients = connect_clients(*server, m.name, m.splits[s].id, 1);
+    ASSERT_EQ(clients.size(), 1u);
+    for (int i = 0; i < kN; ++i) {  // single stream: the next request when the previous is answered
+      auto r = clients[0].client->infer(clients[0].split, enc[size_t(i)], 1, 30000);
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      EXPECT_EQ(r->top.at(0).index, want[size_t(i)]) << "request " << i;
+    }
+    EXPECT_EQ(server->stats().inline_runs, limit ? uint64_t(kN - 1) : 0u) << "inline_tail_max_us " << limit;
+    auto many = connect_clients(*server, m.name, m.splits[s].id, 3);
+    auto got = send_all(many, enc, std::vector<uint32_t>(kN, 30000), /*top_k=*/1);
+    for (int i = 0; i < kN; ++i) {
+      ASSERT_TRUE(got[size_t(i)].ok()) << got[size_t(i)].status().to_string();
+      EXPECT_EQ(got[size_t(i)]->top.at(0).index, want[size_t(i)]) << "concurrent request " << i;
+    }
+    EXPECT_EQ(server->stats().requests_ok, uint64_t(2 * kN));
+  }
+}
+
 TEST(Server, BadOptionsAreErrorValues) {
   libsplit::ServerOptions so;
   so.models_dir = "/nonexistent";
@@ -694,6 +739,9 @@ TEST(Server, BadOptionsAreErrorValues) {
   EXPECT_FALSE(libsplit::Server::create(so).ok());
   so.max_batch = 8;
   so.batch_delay_us = 2000000;
+  EXPECT_FALSE(libsplit::Server::create(so).ok());
+  so.batch_delay_us = 0;
+  so.inline_tail_max_us = 200000;
   EXPECT_FALSE(libsplit::Server::create(so).ok());
 }
 

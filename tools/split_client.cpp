@@ -8,6 +8,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -210,10 +211,17 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(int64_t(0), int64_t(1000000)));
   app.add_option("--json", json_path, "Write the summary as JSON to this file");
   std::string samples_path;
+  int64_t pause_every = 0;
   app.add_option("--samples", samples_path,
-                 "Write one tab-separated line per measured request to this file: run (the --split named), input, "
-                 "strategy taken, start (monotonic clock, s), stage times "
-                 "in ms (head, encode, network, queue, tail, total), request and reply bytes, predicted class, label");
+                 "Write one tab-separated line per measured request to this file: run (the --split named), input "
+                 "index and name, strategy taken, start (monotonic clock, s), stage times in ms (head, encode, "
+                 "network, queue, tail, total), request and reply bytes, predicted class, label, and status (ok, "
+                 "or the error's code, the other fields then empty)");
+  app.add_option("--pause-every", pause_every,
+                 "After every N measured inputs (when more remain), print '# paused after input K' and wait for "
+                 "a line on standard input before going on (end of input: go on without pausing); lets a "
+                 "benchmark change the link between phases of one run")
+      ->check(CLI::Range(int64_t(1), int64_t(1000000000)));
   double rate_hz = 0;
   app.add_option("--rate", rate_hz,
                  "Start measured requests at this many per second (one at a time: a request that takes longer "
@@ -417,14 +425,24 @@ int main(int argc, char** argv) {
   if (!samples_path.empty()) {
     samples.open(samples_path);
     if (!samples) return fail(samples_path + ": cannot write");
-    samples << "run\tinput\tstrategy\tstart_s\thead_ms\tencode_ms\tnetwork_ms\tqueue_ms\ttail_ms\ttotal_ms\trequest_bytes\t"
-               "response_bytes\tpredicted\tlabel\n";
+    samples << "run\tindex\tinput\tstrategy\tstart_s\thead_ms\tencode_ms\tnetwork_ms\tqueue_ms\ttail_ms\ttotal_ms\trequest_bytes\t"
+               "response_bytes\tpredicted\tlabel\tstatus\n";
   }
   const bool several = runs.size() > 1;
   auto next_start = std::chrono::steady_clock::now();
   const auto measured_from = next_start;
   int64_t input_failures = 0;
+  bool pausing = pause_every > 0;
   for (int64_t i = std::min(warmup, n); i < n; ++i) {
+    const int64_t k = i - std::min(warmup, n);  // measured inputs before this one
+    if (pausing && k > 0 && k % pause_every == 0) {
+      if (samples.is_open()) samples.flush();
+      std::printf("# paused after input %lld\n", (long long)(i - 1));
+      std::fflush(stdout);
+      char line[256];
+      if (!std::fgets(line, sizeof line, stdin)) pausing = false;  // no one to wait for: go on
+      next_start = std::chrono::steady_clock::now();
+    }
     auto pixels = (*source)->get(i);
     if (!pixels.ok()) {
       ++input_failures;
@@ -446,6 +464,10 @@ int main(int argc, char** argv) {
         ++run.errors[libsplit::status_code_name(r.status().code())];
         std::fprintf(stderr, "split-client: %s%s%s: %s\n", (*source)->name(i).c_str(), several ? " " : "",
                      several ? run.name.c_str() : "", r.status().to_string().c_str());
+        if (samples.is_open())
+          samples << run.name << '\t' << i << '\t' << (*source)->name(i) << "\t-\t" << std::fixed
+                  << std::setprecision(6) << start_s << "\t\t\t\t\t\t\t\t\t\t\t" << libsplit::status_code_name(r.status().code())
+                  << '\n';
         continue;
       }
       ++run.ok;
@@ -466,10 +488,10 @@ int main(int argc, char** argv) {
       }
       if (samples.is_open()) {
         char b[300];
-        std::snprintf(b, sizeof b, "\t%.6f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%zu\t%zu\t%u\t%d\n", start_s, r->head_us / 1000,
+        std::snprintf(b, sizeof b, "\t%.6f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%zu\t%zu\t%u\t%d\tok\n", start_s, r->head_us / 1000,
                       r->encode_us / 1000, r->network_us / 1000, r->server_queue_us / 1000, r->tail_us / 1000,
                       r->total_us / 1000, r->request_bytes, r->response_bytes, pred, label);
-        samples << run.name << '\t' << (*source)->name(i) << '\t' << r->strategy << b;
+        samples << run.name << '\t' << i << '\t' << (*source)->name(i) << '\t' << r->strategy << b;
       }
       if (!quiet) {
         std::printf("%s\t%s\t%.3f", (*source)->name(i).c_str(), pred < m.labels.size() ? m.labels[pred].c_str() : "?",

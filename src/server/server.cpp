@@ -645,12 +645,19 @@ bool ServerState::take_input(const Pending& p, Clock::time_point now, Tensor* x)
   return true;
 }
 
-// A worker (or an idle I/O thread) runs one request on its own (batching off).
+// A worker (or an idle I/O thread) runs one request on its own (batching off). It stops counting
+// as busy before it answers, so that the client's next request, sent on reading the answer,
+// finds the server idle.
 void ServerState::run_one(Model* model, Pending p) {
-  struct Done {
-    std::atomic<uint32_t>& busy;
-    ~Done() { --busy; }
-  } done{busy};
+  struct Busy {
+    std::atomic<uint32_t>& n;
+    bool held = true;
+    void release() {
+      if (held) --n;
+      held = false;
+    }
+    ~Busy() { release(); }
+  } busy_slot{busy};
   const auto start = Clock::now();
   Tensor x;
   if (!take_input(p, start, &x)) return;
@@ -658,6 +665,7 @@ void ServerState::run_one(Model* model, Pending p) {
   ++forwards;
   ++forward_requests;
   auto out = run_model(bundle, p.index, x);
+  busy_slot.release();
   if (!out.ok()) return p.conn->reply_error(p, out.status());
   const auto end = Clock::now();
   // The split's moving average (1/8 weight): racing updates lose a sample, nothing worse.
