@@ -485,6 +485,7 @@ def single_stream(args, h, bundles, models, device, power_src):
             cmd = [bin_tool("split-client"), "--server", target, "--bundle", b["dir"],
                    "--split", ",".join(b["strategies"]), "--input", b["input"], "--warmup", "0",
                    "--limit", str(per * len(rates)), "--pause-every", str(per), "--threads", str(device.threads),
+                   "--shuffle", "--gap-ms", str(args.gap_ms if device.cgroup else 0),
                    "--top-k", "1", "--deadline-ms", "60000", "--quiet", "--log-level", "error",
                    "--json", os.path.join(raw, f"{tag}.json"), "--samples", os.path.join(raw, f"{tag}.tsv")]
             if b["labels"]:
@@ -676,6 +677,7 @@ def poisson(args, h, bundles, models, tput):
             capacity = json.load(open(probe))["modes"]["daemon-b1"]["rps_median"]
         rate = max(1.0, 0.2 * capacity)
         steps, best = [], None
+        going_down = True  # halve the rate while the bound is missed from the start, then step up
         for k in range(args.poisson_max_steps):
             j = os.path.join(args.out, "raw", f"poisson-{name}-{k}.json")
             run([bin_bench("bench-load"), "--server", f"127.0.0.1:{port}", "--bundle", b["dir"], "--input", b["input"],
@@ -690,8 +692,12 @@ def poisson(args, h, bundles, models, tput):
                           "p99_ms": r["latency_ms"]["p99"], "queue_p99_ms": r["queue_ms"]["p99"], "met": met})
             log(f"   {name}: {rate:.1f} req/s offered, {r['achieved_hz']:.1f} arrived, p99 {r['latency_ms']['p99']:.1f} ms "
                 f"(bound {bound:g}), {lost} lost: {'met' if met else 'missed'}")
+            if not met and going_down and best is None:
+                rate /= 2
+                continue
             if not met:
                 break
+            going_down = False
             best = steps[-1]
             rate *= args.poisson_step
         out.append({"bundle": name, "split": b["default_split"], "p99_bound_ms": bound, "clients": args.poisson_clients,
@@ -1030,6 +1036,9 @@ def parse_args():
     ap.add_argument("--device-threads", type=int, default=1, help="LibTorch threads on the device (default 1)")
     ap.add_argument("--edge-threads", type=int, default=2, help="LibTorch threads per forward on the edge (default 2)")
     ap.add_argument("--rounds", type=int)
+    ap.add_argument("--gap-ms", type=int, default=10,
+                    help="a confined device idles this long before each request (not counted), so that every "
+                    "request starts with its CPU quota's budget refilled and the edge idle (default 10)")
     ap.add_argument("--warmup", type=int, default=2, help="warm-up requests per strategy and client process")
     ap.add_argument("--requests-fmnist", type=int, help="single stream: requests per strategy, link rate and round")
     ap.add_argument("--requests-image", type=int, help="the same for the 224x224 bundles")

@@ -26,6 +26,8 @@ common=(--server "127.0.0.1:$port" --bundle "$BUNDLE" --input "$IN" --labels "$L
 
 "$CLIENT" "${common[@]}" --split local,bf2,offload,pruned50 --json "$WORK/multi.json" --samples "$WORK/multi.tsv" \
   > "$WORK/multi.out" || fail "the multi-strategy run failed: $(cat "$WORK/multi.out")"
+"$CLIENT" "${common[@]}" --split local,bf2,offload,pruned50 --shuffle --gap-ms 1 --json "$WORK/shuffled.json" \
+  --samples "$WORK/shuffled.tsv" > /dev/null || fail "the shuffled multi-strategy run failed"
 for s in local bf2 offload pruned50; do
   "$CLIENT" "${common[@]}" --split "$s" --json "$WORK/$s.json" --samples "$WORK/$s.tsv" > /dev/null ||
     fail "split-client --split $s failed"
@@ -52,7 +54,20 @@ for m in multi:
     for r in mine:
         assert float(r["total_ms"]) >= float(r["head_ms"]) + float(r["tail_ms"]) - 1e-3, r
         assert r["strategy"] == s, r
-print("bench_tools: multi-strategy run == single runs for", ", ".join(m["strategy"] for m in multi))
+# --shuffle: the same answers per strategy, in other orders
+shuffled = list(csv.DictReader(open(f"{work}/shuffled.tsv"), delimiter="\t"))
+assert len(shuffled) == 4 * n, len(shuffled)
+orders = {}
+for r in shuffled:
+    orders.setdefault(r["index"], []).append(r["run"])
+assert all(sorted(o) == sorted(["local", "bf2", "offload", "pruned50"]) for o in orders.values()), orders
+assert len({tuple(o) for o in orders.values()}) > 1, "--shuffle ran every input in the same order"
+for s in ("local", "bf2", "offload", "pruned50"):
+    a = sorted((r["index"], r["predicted"]) for r in shuffled if r["run"] == s)
+    b = sorted((r["index"], r["predicted"]) for r in rows if r["run"] == s)
+    assert a == b, s
+print("bench_tools: multi-strategy run (fixed order and shuffled) == single runs for",
+      ", ".join(m["strategy"] for m in multi))
 PY
 
 expect_error() {  # message, then the command

@@ -11,6 +11,7 @@
 #include <iomanip>
 #include <map>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -212,6 +213,8 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_path, "Write the summary as JSON to this file");
   std::string samples_path;
   int64_t pause_every = 0;
+  bool shuffle = false;
+  uint32_t gap_ms = 0;
   app.add_option("--samples", samples_path,
                  "Write one tab-separated line per measured request to this file: run (the --split named), input "
                  "index and name, strategy taken, start (monotonic clock, s), stage times in ms (head, encode, "
@@ -222,6 +225,13 @@ int main(int argc, char** argv) {
                  "a line on standard input before going on (end of input: go on without pausing); lets a "
                  "benchmark change the link between phases of one run")
       ->check(CLI::Range(int64_t(1), int64_t(1000000000)));
+  app.add_flag("--shuffle", shuffle,
+               "With several strategies: run each input through them in a new order (seeded by the input's "
+               "index), so that no strategy always follows the same one");
+  app.add_option("--gap-ms", gap_ms,
+                 "Idle this long before each measured request (not counted): every request then starts from the "
+                 "same state, e.g. a CPU quota's budget refilled")
+      ->check(CLI::Range(0, 60000));
   double rate_hz = 0;
   app.add_option("--rate", rate_hz,
                  "Start measured requests at this many per second (one at a time: a request that takes longer "
@@ -409,6 +419,7 @@ int main(int argc, char** argv) {
     auto pixels = (*source)->get(i);
     if (!pixels.ok()) continue;
     for (const auto& run : runs) {
+      if (gap_ms) std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms));
       auto r = run_one(run, *pixels);
       if (!r.ok() && !quiet)
         std::fprintf(stderr, "split-client: warm-up %s (%s): %s\n", (*source)->name(i).c_str(), run.name.c_str(),
@@ -449,7 +460,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "split-client: %s: %s\n", (*source)->name(i).c_str(), pixels.status().to_string().c_str());
       continue;
     }
-    for (auto& run : runs) {
+    std::vector<size_t> order(runs.size());
+    for (size_t j = 0; j < order.size(); ++j) order[j] = j;
+    if (shuffle) std::shuffle(order.begin(), order.end(), std::mt19937(uint32_t(i) * 2654435761u + 1));
+    for (size_t o : order) {
+      auto& run = runs[o];
+      if (gap_ms) std::this_thread::sleep_for(std::chrono::milliseconds(gap_ms));
       if (rate_hz > 0) {  // the request process itself: one interval after the previous start, or now if later
         const auto now = std::chrono::steady_clock::now();
         if (next_start > now) std::this_thread::sleep_until(next_start);
