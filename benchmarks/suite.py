@@ -322,7 +322,9 @@ def prepare(args):
     for name in args.bundles:
         path, splits, image = BUNDLES[name]
         full = os.path.join(ROOT, path)
-        if splits and not os.path.exists(os.path.join(full, "manifest.json")):
+        exporter = os.path.join(ROOT, "tools/export_torchvision.py")
+        manifest_path = os.path.join(full, "manifest.json")
+        if splits and (not os.path.exists(manifest_path) or os.path.getmtime(exporter) > os.path.getmtime(manifest_path)):
             log(f"== generating the {name} bundle (random weights: latency only)")
             cmd = [PY, "tools/export_torchvision.py", "--arch", name, "--out", path]
             for s in splits:

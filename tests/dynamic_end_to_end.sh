@@ -19,7 +19,8 @@ BIN=$BUILD/tools
 PY=/usr/bin/python3
 mkdir -p "$WORK"
 MODELS=$WORK/models
-if [[ ! -f $MODELS/mnv2-96/manifest.json ]]; then
+# Exported once per build tree; again when the exporter changed since.
+if [[ ! -f $MODELS/mnv2-96/manifest.json || $SRC/tools/export_torchvision.py -nt $MODELS/mnv2-96/manifest.json ]]; then
   "$PY" "$SRC/tools/export_torchvision.py" --arch mobilenet_v2 --size 96 --split bottlefit \
     --name mnv2-96 --out "$MODELS/mnv2-96" > "$WORK/export.log"
 fi

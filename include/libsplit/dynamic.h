@@ -67,7 +67,7 @@ struct DynamicOptions {
   // chosen one is run once instead, so that close competitors' estimates stay current. 0 = never.
   uint32_t explore_ms = 2000;
   double explore_margin = 0.25;
-  int warmup_runs = 3;           // profiling passes per candidate at creation
+  int warmup_runs = 3;           // profiling passes per candidate at creation (the fastest counts)
   uint32_t default_deadline_ms = 5000;  // used when run() is given deadline_ms = 0
   bool allow_local = true;
   bool allow_offload = true;

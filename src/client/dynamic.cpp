@@ -247,8 +247,11 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       LIBSPLIT_RETURN_IF_ERROR(fn());
       t.push_back(us_between(t0, Clock::now()));
     }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
+    // The fastest pass: an estimate that is too low is corrected by the candidate's first real
+    // runs (the chosen candidate learns from every request), one that is too high may never be
+    // (a candidate that looks far worse than the chosen one is not tried). Passes back to back
+    // on a throttled device (a CPU quota, a hot board) can come out several times too slow.
+    return *std::min_element(t.begin(), t.end());
   };
 
   // The local model: the reference every tail estimate starts from.
@@ -360,7 +363,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
         const double device = st.cands[c].device_us;
         st.cands[c].tail_known = false;  // the last pass's tail, not an average with the first
         im.record_remote(c, *inf);
-        st.cands[c].device_us = device;  // the profiled median, not one request's time
+        st.cands[c].device_us = device;  // the profiled time, not one request's
       }
     }
     st.last_probe = Clock::now();
