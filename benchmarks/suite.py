@@ -606,26 +606,30 @@ def accuracy_pass(args, h, bundles, models):
 
 
 def overhead(args, bundles):
-    log("== per-request overhead on loopback: libsplit (bench-overhead) against the Python peer")
+    log("== per-request overhead on loopback: libsplit (bench-overhead) against the Python peer; threads free to "
+        "use both cores (shared), then everything on one core (taskset -c 0)")
     out = []
-    for name, b in bundles.items():
-        n = args.overhead_image if b["image"] else args.overhead_fmnist
-        w = 5 if b["image"] else 50
-        lj = os.path.join(args.out, "raw", f"overhead-{name}-libsplit.json")
-        pj = os.path.join(args.out, "raw", f"overhead-{name}-peer.json")
-        run([bin_bench("bench-overhead"), "--bundle", b["dir"], "--split", b["default_split"], "--requests", str(n),
-             "--warmup", str(w), "--json", lj], lj[:-5] + ".log", 3600)
-        run([PY, "benchmarks/pickle_baseline.py", "--bundle", b["dir"], "--split", b["default_split"], "--requests",
-             str(n), "--warmup", str(w), "--json", pj], pj[:-5] + ".log", 3600)
-        lo, po = json.load(open(lj)), json.load(open(pj))
-        row = {"bundle": name, "split": b["default_split"], "requests": n,
-               "libsplit_us": lo["us"]["overhead"], "peer_us": po["us"]["overhead"],
-               "libsplit_total_ms_p50": lo["us"]["total"]["p50"] / 1000, "peer_total_ms_p50": po["us"]["total"]["p50"] / 1000,
-               "libsplit_bytes": lo.get("request_bytes"), "peer_bytes": po["wire_bytes"]}
-        row["ratio_p50"] = row["peer_us"]["p50"] / row["libsplit_us"]["p50"]
-        log(f"   {name}: overhead p50 libsplit {row['libsplit_us']['p50']:.0f} us, peer {row['peer_us']['p50']:.0f} us "
-            f"({row['ratio_p50']:.1f}x), {n} requests each")
-        out.append(row)
+    for setting in args.overhead_settings:
+        pin = ["taskset", "-c", "0"] if setting == "one-core" else []
+        for name, b in bundles.items():
+            n = args.overhead_image if b["image"] else args.overhead_fmnist
+            w = 5 if b["image"] else 50
+            lj = os.path.join(args.out, "raw", f"overhead-{setting}-{name}-libsplit.json")
+            pj = os.path.join(args.out, "raw", f"overhead-{setting}-{name}-peer.json")
+            run(pin + [bin_bench("bench-overhead"), "--bundle", b["dir"], "--split", b["default_split"], "--requests",
+                       str(n), "--warmup", str(w), "--json", lj], lj[:-5] + ".log", 3600)
+            run(pin + [PY, "benchmarks/pickle_baseline.py", "--bundle", b["dir"], "--split", b["default_split"],
+                       "--requests", str(n), "--warmup", str(w), "--json", pj], pj[:-5] + ".log", 3600)
+            lo, po = json.load(open(lj)), json.load(open(pj))
+            row = {"bundle": name, "split": b["default_split"], "setting": setting, "requests": n,
+                   "libsplit_us": lo["us"]["overhead"], "peer_us": po["us"]["overhead"],
+                   "libsplit_total_ms_p50": lo["us"]["total"]["p50"] / 1000,
+                   "peer_total_ms_p50": po["us"]["total"]["p50"] / 1000,
+                   "libsplit_bytes": lo.get("request_bytes"), "peer_bytes": po["wire_bytes"]}
+            row["ratio_p50"] = row["peer_us"]["p50"] / row["libsplit_us"]["p50"]
+            log(f"   [{setting}] {name}: overhead p50 libsplit {row['libsplit_us']['p50']:.0f} us, peer "
+                f"{row['peer_us']['p50']:.0f} us ({row['ratio_p50']:.1f}x), {n} requests each")
+            out.append(row)
     return out
 
 
@@ -733,7 +737,7 @@ def write_csvs(args, res):
         w = csv.writer(f)
         w.writerow(["kind", "bundle", "split", "requests_or_seconds", "libsplit_p50", "peer_p50", "ratio"])
         for o in res["overhead"]:
-            w.writerow(["overhead_us", o["bundle"], o["split"], o["requests"], o["libsplit_us"]["p50"],
+            w.writerow([f"overhead_us_{o['setting']}", o["bundle"], o["split"], o["requests"], o["libsplit_us"]["p50"],
                         o["peer_us"]["p50"], o["ratio_p50"]])
         for t in res["throughput"]:
             for r in t["rounds"]:
@@ -963,14 +967,15 @@ def report(args, res, bundles, plot_paths, image_prefix):
         L.append("")
     if res["overhead"]:
         L.append("**Per-request overhead against the Python peer** (total - head - tail, single stream on loopback, "
-                 "unconfined; µs):")
+                 "no CPU quota; shared: threads free to use both cores, so each hand-off between threads wakes an "
+                 "idle core; one core: everything under `taskset -c 0`; µs):")
         L.append("")
-        L.append("| bundle (split) | requests | libsplit p50 / p90 / p99 | peer p50 / p90 / p99 | peer / libsplit (p50) "
-                 "| request bytes libsplit / peer |")
-        L.append("|---|---:|---:|---:|---:|---:|")
+        L.append("| bundle (split) | setting | requests | libsplit p50 / p90 / p99 | peer p50 / p90 / p99 | "
+                 "peer / libsplit (p50) | request bytes libsplit / peer |")
+        L.append("|---|---|---:|---:|---:|---:|---:|")
         for o in res["overhead"]:
             a, p = o["libsplit_us"], o["peer_us"]
-            L.append(f"| {o['bundle']} (`{o['split']}`) | {o['requests']} | {a['p50']:.0f} / {a['p90']:.0f} / "
+            L.append(f"| {o['bundle']} (`{o['split']}`) | {o['setting']} | {o['requests']} | {a['p50']:.0f} / {a['p90']:.0f} / "
                      f"{a['p99']:.0f} | {p['p50']:.0f} / {p['p90']:.0f} / {p['p99']:.0f} | {o['ratio_p50']:.1f}x | "
                      f"{o['libsplit_bytes']} / {o['peer_bytes']} |")
         L.append("")
@@ -1047,6 +1052,8 @@ def parse_args():
     ap.add_argument("--accuracy-requests", type=int)
     ap.add_argument("--overhead-fmnist", type=int)
     ap.add_argument("--overhead-image", type=int)
+    ap.add_argument("--overhead-settings", default="shared,one-core",
+                    help="overhead: shared (threads on both cores) and/or one-core (taskset -c 0); default both")
     ap.add_argument("--throughput-seconds", type=float)
     ap.add_argument("--throughput-rounds", type=int)
     ap.add_argument("--throughput-bundles")
@@ -1088,6 +1095,9 @@ def parse_args():
         ap.error("--rates: give positive rates in Mbit/s")
     args.throughput_bundles = [b for b in args.throughput_bundles.split(",") if b]
     args.strategies = [s for s in (args.strategies or "").split(",") if s]
+    args.overhead_settings = [s for s in args.overhead_settings.split(",") if s]
+    if set(args.overhead_settings) - {"shared", "one-core"}:
+        ap.error("--overhead-settings: shared and/or one-core")
     if args.server:
         if args.scenarios == ap.get_default("scenarios"):
             args.scenarios = "single,accuracy"
