@@ -14,6 +14,7 @@
 //                    [--torch-threads T (1)] [--batch N (4)] [--batch-delay-us D (5000)]
 //                    [--seconds S (20)] [--warmup-s S (3)] [--rounds R (3)] [--modes LIST] [--json PATH]
 // --modes: comma-separated subset of tight, tight-bN, daemon-b1, daemon-bN (default: all four).
+// --inline-tail-max-us: the daemons' ServerOptions::inline_tail_max_us (default: the server's).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -39,7 +40,7 @@ int usage() {
                "usage: bench-throughput --bundle DIR [--split ID] [--clients C (8)] [--workers W (2)]\n"
                "                        [--torch-threads T (1)] [--batch N (4)] [--batch-delay-us D (5000)]\n"
                "                        [--seconds S (20)] [--warmup-s S (3)] [--rounds R (3)] [--modes LIST]\n"
-               "                        [--json PATH]\n"
+               "                        [--inline-tail-max-us US] [--json PATH]\n"
                "--modes: comma-separated subset of tight, tight-bN, daemon-b1, daemon-bN (default: all)\n");
   return 2;
 }
@@ -101,6 +102,7 @@ Phase run_loops(int threads, double warmup_s, double seconds, F one) {
 
 int main(int argc, char** argv) {
   std::string bundle_dir, split, json_path, modes;
+  int inline_us = -1;  // -1: the server's default
   int clients = 8, workers = 2, torch_threads = 1, batch = 4, rounds = 3;
   uint32_t delay_us = 5000;
   double seconds = 20, warmup_s = 3;
@@ -119,6 +121,7 @@ int main(int argc, char** argv) {
     else if (a == "--rounds") rounds = std::atoi(next().c_str());
     else if (a == "--json") json_path = next();
     else if (a == "--modes") modes = next();
+    else if (a == "--inline-tail-max-us") inline_us = int(std::atoi(next().c_str()));
     else return usage();
   }
   if (bundle_dir.empty() || clients < 1 || workers < 1 || torch_threads < 1 || batch < 2 || seconds <= 0 ||
@@ -166,6 +169,7 @@ int main(int argc, char** argv) {
     so.batch_delay_us = max_batch > 1 ? delay_us : 0;
     so.summary_interval_ms = 0;
     so.max_queue_per_model = uint32_t(clients) * 4;
+    if (inline_us >= 0) so.inline_tail_max_us = uint32_t(inline_us);
     auto s = libsplit::Server::create(so);
     if (!s.ok() || !(*s)->start().ok())
       return std::fprintf(stderr, "bench-throughput: %s\n", s.ok() ? "start failed" : s.status().to_string().c_str()), 1;
@@ -283,6 +287,10 @@ int main(int argc, char** argv) {
   }
   js += "\n}\n";
   if (!json_path.empty()) std::ofstream(json_path) << js;
+  for (auto& [name, s] : servers)
+    if (has(name) && s->stats().inline_runs > 0)
+      std::fprintf(stderr, "bench-throughput: %s: %llu of %llu requests ran inline on the I/O thread\n", name.c_str(),
+                   (unsigned long long)s->stats().inline_runs, (unsigned long long)s->stats().requests_ok);
   for (auto& [name, s] : servers) s->stop();
   return 0;
 }
