@@ -55,6 +55,26 @@ class EndToEnd : public ::testing::Test {
     EXPECT_TRUE(t.ok());
     return *t;
   }
+  // Images first..first+n through split s in process: the coded bottlenecks a device would send
+  // and the tail's outputs on them (head -> codec -> decode -> tail).
+  void reference(size_t s, int first, int n, std::vector<libsplit::EncodedTensor>* enc,
+                 std::vector<libsplit::Tensor>* want) {
+    const auto& m = bundle_->manifest();
+    enc->assign(size_t(n), {});
+    want->assign(size_t(n), {});
+    for (int i = 0; i < n; ++i) {
+      auto x = pixels(first + i);
+      ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
+      auto z = bundle_->run_head(s, x);
+      ASSERT_TRUE(z.ok());
+      ASSERT_TRUE(libsplit::encode(*z, m.splits[s].codec, &(*enc)[size_t(i)], bundle_->tables(s)).ok());
+      libsplit::Tensor zq;
+      ASSERT_TRUE(libsplit::decode((*enc)[size_t(i)], &zq, bundle_->tables(s)).ok());
+      auto y = bundle_->run_tail(s, zq);
+      ASSERT_TRUE(y.ok());
+      (*want)[size_t(i)] = *y;
+    }
+  }
   static libsplit::Server* server_;
   static libsplit::Bundle* bundle_;
   static libsplit::IdxFile* images_;
@@ -583,20 +603,9 @@ TEST_F(EndToEnd, BatchedAnswersEqualUnbatched) {
   const auto& m = bundle_->manifest();
   for (size_t s = 0; s < m.splits.size(); ++s) {
     constexpr int kN = 24;
-    std::vector<libsplit::EncodedTensor> enc(kN);
-    std::vector<libsplit::Tensor> want(kN);
-    for (int i = 0; i < kN; ++i) {
-      auto x = pixels(int(s) * kN + i);
-      ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
-      auto z = bundle_->run_head(s, x);
-      ASSERT_TRUE(z.ok());
-      ASSERT_TRUE(libsplit::encode(*z, m.splits[s].codec, &enc[size_t(i)], bundle_->tables(s)).ok());
-      libsplit::Tensor zq;
-      ASSERT_TRUE(libsplit::decode(enc[size_t(i)], &zq, bundle_->tables(s)).ok());
-      auto y = bundle_->run_tail(s, zq);
-      ASSERT_TRUE(y.ok());
-      want[size_t(i)] = *y;
-    }
+    std::vector<libsplit::EncodedTensor> enc;
+    std::vector<libsplit::Tensor> want;
+    ASSERT_NO_FATAL_FAILURE(reference(s, int(s) * kN, kN, &enc, &want));
     const auto before = server->stats();
     auto clients = connect_clients(*server, m.name, m.splits[s].id, 3);
     ASSERT_EQ(clients.size(), 3u);
@@ -684,20 +693,11 @@ TEST_F(EndToEnd, IdleServerRunsShortTailsInline) {
   const auto& m = bundle_->manifest();
   const size_t s = 0;
   constexpr int kN = 12;
-  std::vector<libsplit::EncodedTensor> enc(kN);
-  std::vector<uint32_t> want(kN);
-  for (int i = 0; i < kN; ++i) {
-    auto x = pixels(500 + i);
-    ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
-    auto z = bundle_->run_head(s, x);
-    ASSERT_TRUE(z.ok());
-    ASSERT_TRUE(libsplit::encode(*z, m.splits[s].codec, &enc[size_t(i)], bundle_->tables(s)).ok());
-    libsplit::Tensor zq;
-    ASSERT_TRUE(libsplit::decode(enc[size_t(i)], &zq, bundle_->tables(s)).ok());
-    auto y = bundle_->run_tail(s, zq);
-    ASSERT_TRUE(y.ok());
-    want[size_t(i)] = argmax(*y);
-  }
+  std::vector<libsplit::EncodedTensor> enc;
+  std::vector<libsplit::Tensor> outputs;
+  ASSERT_NO_FATAL_FAILURE(reference(s, 500, kN, &enc, &outputs));
+  std::vector<uint32_t> want;
+  for (const auto& y : outputs) want.push_back(argmax(y));
   for (uint32_t limit : {100000u, 0u}) {
     libsplit::ServerOptions so;
     so.inline_tail_max_us = limit;  // 0.1 s: any tail of this bundle qualifies, however slow the machine
