@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
                  "Dynamic batching: longest a request waits, from its arrival, for its batch to fill")
       ->capture_default_str()->check(CLI::Range(0, 1000000));
   app.add_option("--inline-tail-max-us", o.inline_tail_max_us,
-                 "Run a request that is the only one in the server on the I/O thread that read it when its "
+                 "When no worker is busy, run a request on the I/O thread that read it if its "
                  "split's tail recently took at most this long (one thread hand-off less, for an edge serving one "
                  "device; under load from many devices it costs throughput; 0 = always hand off)")
       ->capture_default_str()->check(CLI::Range(0, 100000));

@@ -539,10 +539,7 @@ void Connection::handle_request() {
   const uint32_t limit = server_->opt.inline_tail_max_us;
   auto& tail_us = model_->tail_us[index < 0 ? bundle_->manifest().splits.size() : size_t(index)];
   uint32_t idle = 0;
-  // Only when this is the one request in the whole server: under load (other requests admitted,
-  // on any connection) an inline tail would hold up reading theirs while workers sit idle.
-  if (limit > 0 && tail_us.load(std::memory_order_relaxed) <= limit && server_->in_flight_total.load() == 1 &&
-      server_->busy.compare_exchange_strong(idle, 1)) {
+  if (limit > 0 && tail_us.load(std::memory_order_relaxed) <= limit && server_->busy.compare_exchange_strong(idle, 1)) {
     --model_->queued;
     ++server_->inline_runs;
     server_->run_one(model_, std::move(p));
