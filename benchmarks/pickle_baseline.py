@@ -102,14 +102,14 @@ def serve_many(args):
         allow_reuse_address = True
 
     host, port = "127.0.0.1", 0
-    if getattr(args, "listen", None):
+    if args.listen:
         host, _, p = args.listen.rpartition(":")
         if not host or not p.isdigit():
             sys.exit(f"pickle_baseline: --listen '{args.listen}': expected HOST:PORT")
         port = int(p)
     srv = Server((host, port), Handler)
     print(srv.server_address[1], flush=True)
-    if getattr(args, "listen", None):  # a standing server: until interrupted
+    if args.listen:  # a standing server: until interrupted
         try:
             srv.serve_forever()
         except KeyboardInterrupt:

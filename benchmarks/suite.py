@@ -196,7 +196,6 @@ class Harness:
             return d
         if os.geteuid() != 0 or not os.access("/sys/fs/cgroup/cpu", os.W_OK):
             d.description = f"unconfined (a CPU quota of {quota} was asked; it needs root and cgroup v1 cpu)"
-            d.confined = False
             return d
         cg = f"/sys/fs/cgroup/cpu/libsplit-suite-{os.getpid()}-{len(self.cgroups)}"
         os.mkdir(cg)
@@ -226,7 +225,7 @@ class Emulator:
 
 class Device:
     def __init__(self, quota, threads):
-        self.quota, self.threads, self.cgroup, self.confined = quota, threads, None, quota is not None
+        self.quota, self.threads, self.cgroup = quota, threads, None
         self.description = f"unconfined, {threads} LibTorch thread(s)"
         self.key = f"q{quota}" if quota is not None else "full"
 
@@ -498,7 +497,6 @@ def single_stream(args, h, bundles, models, device, power_src):
             if rc not in (0, 3):
                 die(f"split-client failed (exit {rc}; see {os.path.relpath(os.path.join(raw, tag + '.log'), ROOT)})")
             res = s.result()
-            summaries = {j["strategy"]: j for j in json.load(open(os.path.join(raw, f"{tag}.json")))}
             for r in read_samples(os.path.join(raw, f"{tag}.tsv"), s):
                 k, j = divmod(r["index"], per)
                 if j < args.warmup or k >= len(rates):
@@ -516,7 +514,6 @@ def single_stream(args, h, bundles, models, device, power_src):
                 for rate in rates:
                     for strat in b["strategies"]:
                         cell((name, rate, strat))["discarded"].append({"round": rnd, "why": res["discard"]})
-            assert set(summaries) == set(b["strategies"]), summaries.keys()
             if name not in peers:
                 continue
             pj = os.path.join(raw, f"{tag}-peer.json")
@@ -780,6 +777,28 @@ def weak_device_bar(res, bundle="resnet50"):
     return rows
 
 
+def latency_plot(plt, pdir, name, strategies, cm, res, bundles):
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for s in strategies:
+        xs = [r for r in res["config"]["rates"] if (name, r, s) in cm and cm[(name, r, s)]["requests"]]
+        ys = [cm[(name, r, s)]["latency_ms"]["total"]["p90"] for r in xs]
+        style = "-" if s in ("dynamic", "peer") else "--" if s in ("local", "offload", "offload-png") or \
+            s.startswith("pruned") else ":"
+        ax.plot(xs, ys, style, marker="o", label=s, linewidth=2.2 if s == "dynamic" else 1.3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("link rate (Mbit/s, both directions)")
+    ax.set_ylabel("end-to-end latency p90 (ms)")
+    ax.set_title(f"{bundles[name]['name']}: single stream, {res['environment']['device']}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = os.path.join(pdir, f"latency-{name}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plots(args, res, bundles):
     try:
         import matplotlib
@@ -796,30 +815,9 @@ def plots(args, res, bundles):
         strategies = sorted({k[2] for k in cm if k[0] == name})
         if not strategies:
             continue
-        if len(res["config"]["rates"]) < 2 or 0 in res["config"]["rates"]:
-            strategies_plotted = False
-        else:
-            strategies_plotted = True
-        fig, ax = plt.subplots(figsize=(8, 5)) if strategies_plotted else (None, None)
-        for s in strategies if strategies_plotted else []:
-            xs = [r for r in res["config"]["rates"] if (name, r, s) in cm and cm[(name, r, s)]["requests"]]
-            ys = [cm[(name, r, s)]["latency_ms"]["total"]["p90"] for r in xs]
-            style = "-" if s in ("dynamic", "peer") else "--" if s in ("local", "offload", "offload-png") or \
-                s.startswith("pruned") else ":"
-            ax.plot(xs, ys, style, marker="o", label=s, linewidth=2.2 if s == "dynamic" else 1.3)
-        if strategies_plotted:
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("link rate (Mbit/s, both directions)")
-            ax.set_ylabel("end-to-end latency p90 (ms)")
-            ax.set_title(f"{bundles[name]['name']}: single stream, {res['environment']['device']}", fontsize=9)
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=7, ncol=2)
-            fig.tight_layout()
-            path = os.path.join(pdir, f"latency-{name}.png")
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            made.append(path)
+        # Latency against link rate: only with emulated rates to put on the axis.
+        if len(res["config"]["rates"]) >= 2 and 0 not in res["config"]["rates"]:
+            made.append(latency_plot(plt, pdir, name, strategies, cm, res, bundles))
         # Stage breakdown (p50 of each stage) at the rate nearest 10 Mbit/s.
         rate = min(res["config"]["rates"], key=lambda r: abs(r - 10))
         ss = [s for s in strategies if s != "peer" and (name, rate, s) in cm and cm[(name, rate, s)]["requests"]]
