@@ -39,11 +39,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts a process whose first stdout lines announce its ports; sets PORTS to them in order.
+# Starts split-server and waits until it listens (its model loaded); sets SERVER_PID and SERVER_PORT.
 start_server() {  # [listen address]
   exec {srv}< <(exec "$BIN/split-server" --models "$MODELS" --listen "${1:-127.0.0.1:0}" --threads 1 --log-level warn)
   SERVER_PID=$!
-  echo "$SERVER_PID" > "$WORK/server.pid"  # also when started inside a pipeline's subshell
+  echo "$SERVER_PID" > "$WORK/server.pid"
   local line
   read -r -t 120 line <&"$srv" || { echo "dynamic_end_to_end: split-server did not start" >&2; exit 1; }
   SERVER_PORT=${line##* }
@@ -102,17 +102,27 @@ echo "phase 1: $fast_offload/35 offloaded at 50 Mbit/s; moved $moved requests af
 
 echo "== 2. server killed after request 20, restarted after request 40"
 "$BIN/split-linkemu" --send "127.0.0.1:$CTL_PORT" "set both rate=50mbit" > /dev/null
-n=0
-# Paced at 15 requests/s: the 80 after the restart take at least 5 s, whatever the device's speed,
-# so the restarted server (loading its model on a busy machine) is up before they end.
-client "$WORK/phase2.json" 120 --rate 15 | while IFS= read -r line; do
+# The client pauses after every 20 requests and goes on when told: the server is killed in the
+# pause after request 20 and restarted (up and listening) in the pause after request 40, so the
+# 80 requests after the restart run against a live server however long its model took to load
+# on a busy machine. Paced at 15 requests/s.
+FIFO=$WORK/phase2.ctl
+rm -f "$FIFO"
+mkfifo "$FIFO"
+exec {out}< <(client "$WORK/phase2.json" 120 --rate 15 --pause-every 20 < "$FIFO")
+pids+=("$!")
+exec {ctl}> "$FIFO"
+while IFS= read -r -t 300 line <&"$out"; do
   printf '%s\n' "$line" >> "$WORK/phase2.log"
-  if [[ $line == *$'\t'*ms* && $line != \#* ]]; then
-    n=$((n + 1))
-    if ((n == 20)); then kill -KILL "$SERVER_PID"; fi
-    if ((n == 40)); then start_server "127.0.0.1:$SERVER_PORT"; echo "# restarted pid $SERVER_PID" >> "$WORK/phase2.log"; fi
+  if [[ $line == "# paused after input "* ]]; then
+    case ${line##* } in
+      19) kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true ;;
+      39) start_server "127.0.0.1:$SERVER_PORT"; echo "# restarted pid $SERVER_PID" >> "$WORK/phase2.log" ;;
+    esac
+    echo go >&"$ctl"
   fi
 done
+exec {ctl}>&-
 mapfile -t s2 < <(strategies "$WORK/phase2.log")
 echo "strategies: ${s2[*]}"
 ((${#s2[@]} == 120)) || { echo "FAIL: ${#s2[@]} of 120 requests answered" >&2; exit 1; }
