@@ -122,7 +122,7 @@ struct DynamicSession::Impl {
   bool mapped = false;
 
   std::shared_ptr<SplitSession> current_session();
-  void maybe_probe();
+  void maybe_probe(bool request_measures_rate);
   void record_remote(size_t c, const Inference& inf);
 };
 
@@ -141,8 +141,11 @@ std::shared_ptr<SplitSession> DynamicSession::Impl::current_session() {
   return session;
 }
 
-void DynamicSession::Impl::maybe_probe() {
-  if (!client || !client->connected()) return;
+// `request_measures_rate`: the request about to go out is itself large enough to measure the
+// link, so no probe is sent ahead of it (on a slow link, a padded probe queued in front of the
+// request would delay it by the probe's whole transfer).
+void DynamicSession::Impl::maybe_probe(bool request_measures_rate) {
+  if (request_measures_rate || !client || !client->connected()) return;
   auto st = state;
   const auto now = Clock::now();
   uint32_t padding = 0;
@@ -377,10 +380,10 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
   const auto t0 = Clock::now();
   const uint32_t budget_ms = deadline_ms ? deadline_ms : st.opt.default_deadline_ms;
   auto session = im.current_session();
-  im.maybe_probe();
   const bool connected = im.client && im.client->connected() && im.mapped;
   int pick;
   double local_us = 0, remote_estimate_us = 0;
+  bool measures_rate = false;
   std::string risk;
   {
     std::lock_guard<std::mutex> lock(st.mu);
@@ -416,6 +419,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
     }
     st.cands[size_t(pick)].last_run = Clock::now();
     remote_estimate_us = ev[size_t(pick)].latency_us;
+    measures_rate = st.cands[size_t(pick)].remote && st.cands[size_t(pick)].bytes >= dynamic::LinkEstimator::kRateFrame;
     if (detail::logger()->should_log(spdlog::level::debug)) {
       std::string line;
       for (size_t i = 0; i < ev.size(); ++i)
@@ -425,6 +429,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
                               st.cands[size_t(pick)].name, risk.empty() ? "" : " (" + risk + ")");
     }
   }
+  im.maybe_probe(measures_rate);
   const auto& cand = st.cands[size_t(pick)];  // the vector never changes size after create()
   if (!cand.remote) {
     auto inf = session->run(pixels, cand.strategy, top_k);
