@@ -12,9 +12,15 @@ bench_cleanup() {
   local p
   for p in "${BENCH_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${BENCH_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [[ -n $BENCH_CG && -d $BENCH_CG ]]; then rmdir "$BENCH_CG" 2>/dev/null || true; fi
+  if [[ -n $BENCH_CG && -d $BENCH_CG ]]; then
+    # A device run still inside (the script was interrupted during it) keeps the cgroup busy.
+    for p in $(cat "$BENCH_CG/tasks" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+    for _ in {1..50}; do [[ -s $BENCH_CG/tasks ]] || break; sleep 0.1; done
+    rmdir "$BENCH_CG" 2>/dev/null || echo "benchmark: could not remove $BENCH_CG" >&2
+  fi
 }
 trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
 
 bench_start_server() {
   exec {BENCH_SRV_FD}< <(exec "$BENCH_BIN/split-server" --models "$1" --listen 127.0.0.1:0 --threads "$2" \
