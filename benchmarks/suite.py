@@ -875,8 +875,8 @@ def report(args, res, bundles, plot_paths, image_prefix):
                  f"end-to-end p90 / p50 in ms, up to {n} requests per cell; `peer` = the Python peer on "
                  f"`{b['default_split']}`):")
         L.append("")
-        L.append("| Mbit/s | " + " | ".join(strategies) + " | best fixed (p90) | dynamic / best of its candidates "
-                 "(p50) | dynamic's choices |")
+        L.append("| Mbit/s | " + " | ".join(strategies) + " | best fixed (p90) | dynamic / best fixed (p50) | "
+                 "dynamic's choices |")
         L.append("|---:|" + "---:|" * len(strategies) + "---|---:|---|")
         for rate in cfg["rates"]:
             cells = []
@@ -894,11 +894,9 @@ def report(args, res, bundles, plot_paths, image_prefix):
             dcell = cm.get((name, rate, "dynamic"))
             dyn = (dcell or {}).get("dynamic_choices", {})
             choices = ", ".join(f"{k} {v}" for k, v in sorted(dyn.items(), key=lambda kv: -kv[1]))
-            # dynamic's candidates: everything fixed but the pruned local models (they trade
-            # accuracy for speed, so dynamic weighs them only when named)
-            pruned = {m["id"] for m in b["manifest"].get("local", [])}
+            # every fixed strategy, the pruned local models included (dynamic weighs them too)
             best50 = min((cm[(name, rate, s)]["latency_ms"]["total"]["p50"] for s in strategies
-                          if s not in ("dynamic", "peer") and s not in pruned and (name, rate, s) in cm
+                          if s not in ("dynamic", "peer") and (name, rate, s) in cm
                           and cm[(name, rate, s)]["requests"]), default=None)
             ratio = (f"{dcell['latency_ms']['total']['p50'] / best50:.2f}"
                      if dcell and dcell["requests"] and best50 else "-")

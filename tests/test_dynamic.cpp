@@ -1,9 +1,13 @@
 // The dynamic split selector on synthetic costs: the cost formula, the choice and its
-// hysteresis, the three policies, and the link estimator tracking a link that changes.
+// hysteresis, the three policies, and the link estimator tracking a link that changes; and
+// which of the committed bundle's candidates a DynamicSession weighs (local models, accuracy floor).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
+#include <string>
 
 #include "client/selector.h"
 #include "libsplit/dynamic.h"
@@ -162,6 +166,83 @@ TEST(DynamicOptions, PolicyAndPowerProfileParse) {
     auto r = libsplit::PowerProfile::parse(bad);
     EXPECT_EQ(r.status().code(), libsplit::StatusCode::kInvalidArgument) << bad;
   }
+}
+
+// The candidates a DynamicSession weighs for the committed Fashion-MNIST bundle, offline.
+std::set<std::string> candidates(const libsplit::Bundle& b, const DynamicOptions& o, libsplit::Status* error = nullptr) {
+  auto d = libsplit::DynamicSession::create(&b, nullptr, o);
+  if (!d.ok()) {
+    if (error) *error = d.status();
+    return {};
+  }
+  std::set<std::string> names;
+  for (const auto& e : (*d)->estimates()) names.insert(e.name);
+  return names;
+}
+
+TEST(DynamicCandidates, LocalModelsByDefaultByNameOrNoneAndAnAccuracyFloor) {
+  auto bundle = libsplit::Bundle::open(std::string(LIBSPLIT_MODELS_DIR) + "/fmnist-resnet");
+  ASSERT_TRUE(bundle.ok()) << bundle.status().to_string();
+  const auto& m = (*bundle)->manifest();
+  ASSERT_FALSE(m.local.empty()) << "the committed bundle has pruned local models";
+  DynamicOptions o;
+  o.warmup_runs = 1;
+  // Default: the full model, every local model, every split, both offloads.
+  auto all = candidates(**bundle, o);
+  EXPECT_TRUE(all.count("local") && all.count("offload") && all.count("offload-png"));
+  for (const auto& l : m.local) EXPECT_TRUE(all.count(l.id)) << l.id;
+  for (const auto& s : m.splits) EXPECT_TRUE(all.count(s.id)) << s.id;
+  // Named: those local models only. "none": none.
+  o.local_models = {m.local[0].id};
+  auto named = candidates(**bundle, o);
+  for (const auto& l : m.local) EXPECT_EQ(named.count(l.id), l.id == m.local[0].id ? 1u : 0u) << l.id;
+  o.local_models = {"none"};
+  auto none = candidates(**bundle, o);
+  for (const auto& l : m.local) EXPECT_EQ(none.count(l.id), 0u) << l.id;
+  EXPECT_EQ(none.size(), all.size() - m.local.size());
+  o.local_models = {"pruned-nonexistent"};
+  libsplit::Status st;
+  EXPECT_TRUE(candidates(**bundle, o, &st).empty());
+  EXPECT_EQ(st.code(), libsplit::StatusCode::kNotFound);
+  EXPECT_NE(st.message().find("pruned-nonexistent"), std::string::npos) << st.message();
+  // An accuracy floor halfway between the worst and the best recorded top-1 leaves out exactly
+  // the candidates recorded below it (offload counts as the full model).
+  o.local_models.clear();
+  std::vector<std::pair<std::string, double>> recorded = {{"local", m.accuracy_full}, {"offload", m.accuracy_full}};
+  for (const auto& l : m.local) recorded.push_back({l.id, l.accuracy});
+  for (const auto& s : m.splits) recorded.push_back({s.id, s.accuracy_codec});
+  double lo = 100, hi = 0;
+  for (const auto& [name, acc] : recorded) lo = std::min(lo, acc), hi = std::max(hi, acc);
+  ASSERT_LT(lo, hi);
+  o.min_accuracy = (lo + hi) / 2;
+  auto floored = candidates(**bundle, o);
+  for (const auto& [name, acc] : recorded)
+    EXPECT_EQ(floored.count(name), acc >= o.min_accuracy ? 1u : 0u) << name << " top-1 " << acc << " floor " << o.min_accuracy;
+  o.min_accuracy = 100;
+  EXPECT_TRUE(candidates(**bundle, o, &st).empty());
+  EXPECT_EQ(st.code(), libsplit::StatusCode::kInvalidArgument);
+  o.min_accuracy = 101;
+  EXPECT_TRUE(candidates(**bundle, o, &st).empty());
+  EXPECT_NE(st.message().find("min_accuracy"), std::string::npos) << st.message();
+}
+
+TEST(DynamicCandidates, UnloadedLocalModelsAreLeftOutUnlessNamed) {
+  libsplit::BundleOptions bo;
+  bo.load_local = false;
+  bo.load_tails = false;
+  auto bundle = libsplit::Bundle::open(std::string(LIBSPLIT_MODELS_DIR) + "/fmnist-resnet", bo);
+  ASSERT_TRUE(bundle.ok()) << bundle.status().to_string();
+  const auto& m = (*bundle)->manifest();
+  ASSERT_FALSE(m.local.empty());
+  DynamicOptions o;
+  o.warmup_runs = 1;
+  auto names = candidates(**bundle, o);
+  EXPECT_TRUE(names.count("local"));
+  for (const auto& l : m.local) EXPECT_EQ(names.count(l.id), 0u) << l.id;
+  o.local_models = {m.local[0].id};  // named: it must be there
+  libsplit::Status st;
+  EXPECT_TRUE(candidates(**bundle, o, &st).empty());
+  EXPECT_EQ(st.code(), libsplit::StatusCode::kFailedPrecondition) << st.to_string();
 }
 
 }  // namespace

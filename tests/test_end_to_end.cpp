@@ -710,14 +710,27 @@ TEST_F(EndToEnd, IdleServerRunsShortTailsInline) {
       ASSERT_TRUE(r.ok()) << r.status().to_string();
       EXPECT_EQ(r->top.at(0).index, want[size_t(i)]) << "request " << i;
     }
-    EXPECT_EQ(server->stats().inline_runs, limit ? uint64_t(kN - 1) : 0u) << "inline_tail_max_us " << limit;
+    const uint64_t single = server->stats().inline_runs;
+    EXPECT_EQ(single, limit ? uint64_t(kN - 1) : 0u) << "inline_tail_max_us " << limit;
+    // Pipelined on the one connection: a request with another already behind it goes to a worker
+    // (run inline, each would wait for every earlier one on the I/O thread). Only a request that
+    // happens to arrive alone may run inline; all of them cannot.
+    auto got = send_all(clients, enc, std::vector<uint32_t>(kN, 30000), /*top_k=*/1);
+    for (int i = 0; i < kN; ++i) {
+      ASSERT_TRUE(got[size_t(i)].ok()) << got[size_t(i)].status().to_string();
+      EXPECT_EQ(got[size_t(i)]->top.at(0).index, want[size_t(i)]) << "pipelined request " << i;
+    }
+    const uint64_t pipelined = server->stats().inline_runs - single;
+    EXPECT_LT(pipelined, uint64_t(kN)) << "pipelined requests all ran on the I/O thread";
+    // Several devices: never inline, whatever the timing (the I/O thread serves them all).
     auto many = connect_clients(*server, m.name, m.splits[s].id, 3);
-    auto got = send_all(many, enc, std::vector<uint32_t>(kN, 30000), /*top_k=*/1);
+    got = send_all(many, enc, std::vector<uint32_t>(kN, 30000), /*top_k=*/1);
     for (int i = 0; i < kN; ++i) {
       ASSERT_TRUE(got[size_t(i)].ok()) << got[size_t(i)].status().to_string();
       EXPECT_EQ(got[size_t(i)]->top.at(0).index, want[size_t(i)]) << "concurrent request " << i;
     }
-    EXPECT_EQ(server->stats().requests_ok, uint64_t(2 * kN));
+    EXPECT_EQ(server->stats().inline_runs, single + pipelined) << "a request ran inline with four devices connected";
+    EXPECT_EQ(server->stats().requests_ok, uint64_t(3 * kN));
   }
 }
 

@@ -197,9 +197,17 @@ int main(int argc, char** argv) {
                                  "local model ids)");
   std::string local_models, plan_file;
   app.add_option("--local-models", local_models,
-                 "dynamic: comma-separated local models of the bundle (e.g. pruned50) to consider besides the full one");
+                 "dynamic: the bundle's local models (e.g. pruned50) to consider besides the full one, "
+                 "comma-separated; default: all of them; none: none")
+      ->default_str("all");
+  double min_accuracy = -1;
+  app.add_option("--min-accuracy", min_accuracy,
+                 "dynamic: leave out candidates whose top-1 recorded in the manifest is below this percentage "
+                 "(local models, splits at their codec, offload as the full model)")
+      ->check(CLI::Range(0.0, 100.0));
   app.add_option("--plan", plan_file,
-                 "dynamic: a split-plan --json file; its recommended local model joins the candidates")
+                 "dynamic: a split-plan --json file; its recommended local model is then the one local model "
+                 "considered besides the full one (with --local-models: joins those)")
       ->check(CLI::ExistingFile);
   app.add_option("--codec", codec,
                  "Bottleneck codec instead of the split's manifest codec: f32, f16, q8, q4, q2, q8c, q4c, q2c, "
@@ -314,6 +322,7 @@ int main(int argc, char** argv) {
     dopt.default_deadline_ms = deadline_ms;
     dopt.only = split_list(only);
     dopt.local_models = split_list(local_models);
+    dopt.min_accuracy = min_accuracy;
     if (!plan_file.empty()) {
       auto model = libsplit::plan::read_recommended_local_model(plan_file);
       if (!model.ok()) return fail("--plan: " + model.status().to_string());
@@ -321,8 +330,9 @@ int main(int argc, char** argv) {
         dopt.local_models.push_back(*model);
     }
   } else if (!only.empty() || policy != "latency" || !power.empty() || latency_bound_ms > 0 || !local_models.empty() ||
-             !plan_file.empty()) {
-    return fail("--policy, --power-profile, --latency-bound-ms, --only, --local-models and --plan apply to --split dynamic");
+             !plan_file.empty() || min_accuracy >= 0) {
+    return fail("--policy, --power-profile, --latency-bound-ms, --only, --local-models, --min-accuracy and --plan "
+                "apply to --split dynamic");
   }
   if (!codec.empty()) {
     if (runs.size() != 1) return fail("--codec applies to one split; name only that one in --split");
@@ -339,7 +349,8 @@ int main(int argc, char** argv) {
   bo.device = device;
   bo.load_tails = false;
   bo.intra_op_threads = threads;
-  bool dynamic_local = false;  // dynamic with local models among its candidates
+  // Dynamic with local models among its candidates: all of the bundle's by default.
+  bool dynamic_local = dynamic && dopt.local_models.empty() && !manifest->local.empty();
   for (const auto& id : dopt.local_models) dynamic_local |= manifest->find_local(id) >= 0;
   for (const auto& id : dopt.only) dynamic_local |= manifest->find_local(id) >= 0;
   bool remote = false;  // a fixed run that needs the server

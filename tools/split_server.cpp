@@ -63,9 +63,9 @@ int main(int argc, char** argv) {
                  "Dynamic batching: longest a request waits, from its arrival, for its batch to fill")
       ->capture_default_str()->check(CLI::Range(0, 1000000));
   app.add_option("--inline-tail-max-us", o.inline_tail_max_us,
-                 "When no worker is busy, run a request on the I/O thread that read it if its "
-                 "split's tail recently took at most this long (one thread hand-off less, for an edge serving one "
-                 "device; under load from many devices it costs throughput; 0 = always hand off)")
+                 "Serving a single device (one connection, no request queued behind this one, no worker busy), "
+                 "run a request on the I/O thread that read it if its split's tail recently took at most this "
+                 "long: one thread hand-off less; 0 = always hand off to a worker")
       ->capture_default_str()->check(CLI::Range(0, 100000));
   app.add_option("--idle-timeout-ms", o.idle_timeout_ms, "Close connections idle this long")->capture_default_str();
   app.add_option("--frame-timeout-ms", o.frame_timeout_ms, "A started frame must arrive completely within this")

@@ -72,12 +72,15 @@ struct DynamicOptions {
   bool allow_local = true;
   bool allow_offload = true;
   // A subset of candidate names to consider ("local", "offload", "offload-png", split ids, local
-  // model ids); empty = all but the local models below.
+  // model ids); empty = all.
   std::vector<std::string> only;
-  // Local models of the bundle (its manifest's "local" array, e.g. the pruned model split-plan
-  // recommends) to consider besides the full one; they must be loaded. A local model named in
-  // `only` is considered too.
+  // Local models of the bundle (its manifest's "local" array, e.g. pruned ones) to consider
+  // besides the full one. Empty = every local model the Bundle loaded; named (e.g. the pruned
+  // model split-plan recommends) = those only, and they must be loaded; {"none"} = none.
   std::vector<std::string> local_models;
+  // Leave out candidates whose top-1 recorded in the manifest (percent) is below this: local
+  // models, splits at their codec, offload as the full model. -1 = keep every candidate.
+  double min_accuracy = -1;
 };
 
 // A candidate's current estimate (for logs and tests).

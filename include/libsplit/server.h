@@ -39,12 +39,13 @@ struct ServerOptions {
   uint32_t max_batch = 1;                 // 1..1024
   uint32_t batch_delay_us = 0;            // 0..1000000
   // A request whose tail recently took at most this long (moving average, per model and split)
-  // runs on the I/O thread that read it when no worker is busy: one thread hand-off less per
-  // request for a single device. Meanwhile that I/O thread reads nothing else: with many busy
-  // devices the requests it has not read yet do not count, so it keeps running tails itself
-  // while the workers idle (measured: 1,350 instead of 2,400 req/s with 8 clients).
-  // For an edge serving one device at a time; 0 (the default) = always hand off. Not with batching.
-  uint32_t inline_tail_max_us = 0;        // 0..100000
+  // runs on the I/O thread that read it, one thread hand-off (and wake-up) less, when the
+  // server serves a single device waiting for it: one open connection, no further request
+  // already behind it on that connection, no worker busy. With several connections, or
+  // pipelined requests, every request goes to the workers (an I/O thread running tails would
+  // leave the others' requests unread while the workers idle). 0 = always hand off. Not with
+  // batching.
+  uint32_t inline_tail_max_us = 5000;     // 0..100000
   uint32_t summary_interval_ms = 60000;   // period of the summary log line; 0 = none
   std::string auth_token;                 // non-empty: every client's hello must carry it
   // TLS (a build with LIBSPLIT_WITH_TLS): the certificate chain and private key, PEM. Set, every

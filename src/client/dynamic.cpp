@@ -221,6 +221,8 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
   if (!(o.hysteresis >= 0 && o.hysteresis < 1)) return invalid_argument("hysteresis must be in [0, 1), got ", o.hysteresis);
   if (!(o.smoothing > 0 && o.smoothing <= 1)) return invalid_argument("smoothing must be in (0, 1], got ", o.smoothing);
   if (o.warmup_runs < 1 || o.warmup_runs > 100) return invalid_argument("warmup_runs must be in [1, 100], got ", o.warmup_runs);
+  if (!(o.min_accuracy == -1 || (o.min_accuracy >= 0 && o.min_accuracy <= 100)))
+    return invalid_argument("min_accuracy must be a top-1 percentage in [0, 100] (or -1: none), got ", o.min_accuracy);
   const auto& m = bundle->manifest();
   auto impl = std::make_unique<Impl>();
   impl->bundle = bundle;
@@ -240,9 +242,12 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
                             shape_to_string(m.input.shape));
   Tensor x = pixels;
   LIBSPLIT_RETURN_IF_ERROR(normalize_input(m.input, &x));
-  auto wanted = [&](const std::string& name) {
-    return o.only.empty() || std::find(o.only.begin(), o.only.end(), name) != o.only.end();
+  auto wanted_by_name = [&](const std::string& name) {
+    return std::find(o.only.begin(), o.only.end(), name) != o.only.end();
   };
+  auto wanted = [&](const std::string& name) { return o.only.empty() || wanted_by_name(name); };
+  // A recorded top-1 (< 0: none recorded) below the floor leaves a candidate out.
+  auto accurate_enough = [&](double top1) { return o.min_accuracy < 0 || top1 < 0 || top1 >= o.min_accuracy; };
   auto time_runs = [&](auto&& fn) -> Result<double> {
     std::vector<double> t;
     for (int i = 0; i < o.warmup_runs; ++i) {
@@ -266,7 +271,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
         return Status(t.status().code(), "dynamic: the local candidate needs the full model: " + t.status().message());
     } else {
       full_us = *t;
-      if (o.allow_local && wanted("local")) {
+      if (o.allow_local && wanted("local") && accurate_enough(m.accuracy_full)) {
         Candidate c;
         c.name = "local";
         c.device_us = full_us;
@@ -275,8 +280,12 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       }
     }
   }
-  // Further local models (e.g. pruned): by name only, since they trade accuracy for speed.
-  std::vector<std::string> local_ids = o.local_models;
+  // Further local models (e.g. pruned): the named ones, else every one the bundle loaded.
+  const bool none = o.local_models.size() == 1 && o.local_models[0] == "none";
+  const bool named = !o.local_models.empty() && !none;
+  std::vector<std::string> local_ids = none ? std::vector<std::string>{} : o.local_models;
+  if (!named && !none)
+    for (const auto& spec : m.local) local_ids.push_back(spec.id);
   for (const auto& name : o.only)
     if (m.find_local(name) >= 0 && std::find(local_ids.begin(), local_ids.end(), name) == local_ids.end())
       local_ids.push_back(name);
@@ -288,11 +297,16 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       return detail::not_found("dynamic: bundle ", m.name, " has no local model \"", id, "\" (it has: ",
                                ids.empty() ? "none" : ids, ")");
     }
+    const bool explicit_name = named && std::find(o.local_models.begin(), o.local_models.end(), id) != o.local_models.end();
     // Named in local_models: a candidate even when `only` lists others (local_models is the
-    // explicit request); named only in `only`: already wanted.
-    if (!o.allow_local) continue;
+    // explicit request); otherwise only when `only` allows it.
+    if (!o.allow_local || (!explicit_name && !wanted(id)) || !accurate_enough(m.local[size_t(l)].accuracy)) continue;
     auto t = time_runs([&]() -> Status { return bundle->run_local(size_t(l), x).status(); });
-    if (!t.ok()) return Status(t.status().code(), "dynamic: local model " + id + ": " + t.status().message());
+    if (!t.ok()) {
+      // Taken by default from the bundle but not loaded (BundleOptions::load_local): not a candidate.
+      if (!explicit_name && !wanted_by_name(id) && t.status().code() == StatusCode::kFailedPrecondition) continue;
+      return Status(t.status().code(), "dynamic: local model " + id + ": " + t.status().message());
+    }
     Candidate c;
     c.name = id;
     c.strategy.local = l;
@@ -301,7 +315,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     st.cands.push_back(c);
   }
   for (size_t i = 0; i < m.splits.size(); ++i) {
-    if (!wanted(m.splits[i].id)) continue;
+    if (!wanted(m.splits[i].id) || !accurate_enough(m.splits[i].accuracy_codec)) continue;
     Result<Tensor> z = Status();
     auto head = time_runs([&]() -> Status {
       z = bundle->run_head(i, x);
@@ -321,7 +335,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     c.device_tail_us = std::max(full_us - *head, 0.0);
     st.cands.push_back(c);
   }
-  if (o.allow_offload) {
+  if (o.allow_offload && accurate_enough(m.accuracy_full)) {
     for (const char* codec : {"", "png"}) {
       Candidate c;
       c.strategy.kind = Strategy::Kind::kOffload;
@@ -339,7 +353,8 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       st.cands.push_back(c);
     }
   }
-  if (st.cands.empty()) return invalid_argument("dynamic: no candidate left (check --only and the bundle)");
+  if (st.cands.empty())
+    return invalid_argument("dynamic: no candidate left (check the candidate subset, the accuracy floor and the bundle)");
 
   for (auto& c : st.cands) c.last_run = Clock::now();
   auto session = SplitSession::create(bundle, nullptr);

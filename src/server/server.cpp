@@ -533,13 +533,21 @@ void Connection::handle_request() {
     asio::post(*server_->workers, [state = server_, model = model_, b] { state->run_batch(model, b); });
     return;
   }
-  // An idle server runs a short tail right here, on the I/O thread, sparing the hand-off to a
-  // worker (and its wake-up): the I/O thread reads nothing else meanwhile, for at most about
-  // inline_tail_max_us. Every later request finds `busy` non-zero until this one is done.
+  // A server serving one device, which waits for this answer, runs a short tail right here on
+  // the I/O thread, sparing the hand-off to a worker (and its wake-up). Only when the I/O thread
+  // has nothing else to read meanwhile: this is the only connection, and no further request is
+  // already behind this one on it (pipelined); and no worker is busy. Every later request finds
+  // `busy` non-zero until this one is done.
   const uint32_t limit = server_->opt.inline_tail_max_us;
   auto& tail_us = model_->tail_us[index < 0 ? bundle_->manifest().splits.size() : size_t(index)];
   uint32_t idle = 0;
-  if (limit > 0 && tail_us.load(std::memory_order_relaxed) <= limit && server_->busy.compare_exchange_strong(idle, 1)) {
+  auto alone = [this] {
+    if (server_->open.load() != 1 || reader_.buffered() > 0) return false;
+    std::error_code ec;
+    return stream_.socket().available(ec) == 0 && !ec;
+  };
+  if (limit > 0 && tail_us.load(std::memory_order_relaxed) <= limit && alone() &&
+      server_->busy.compare_exchange_strong(idle, 1)) {
     --model_->queued;
     ++server_->inline_runs;
     server_->run_one(model_, std::move(p));
