@@ -33,8 +33,9 @@ Pct pct(std::vector<double> v) {
 int usage() {
   std::fprintf(stderr,
                "usage: bench-overhead --bundle DIR [--split ID] [--requests N (1000)] [--warmup N (50)]\n"
-               "                      [--threads T (1)] [--io-thread] [--json PATH]\n"
-               "--io-thread: the client gets its own I/O thread (default: caller-driven, as split-client)\n");
+               "                      [--threads T (1)] [--io-thread] [--inline-tail-max-us US] [--json PATH]\n"
+               "--io-thread: the client gets its own I/O thread (default: caller-driven, as split-client)\n"
+               "--inline-tail-max-us: the server's ServerOptions::inline_tail_max_us (default: the server's default)\n");
   return 2;
 }
 
@@ -42,7 +43,7 @@ int usage() {
 
 int main(int argc, char** argv) {
   std::string bundle_dir, split, json_path;
-  int requests = 1000, warmup = 50, threads = 1;
+  int requests = 1000, warmup = 50, threads = 1, inline_us = -1;
   bool io_thread = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
     else if (a == "--threads") threads = std::atoi(next().c_str());
     else if (a == "--json") json_path = next();
     else if (a == "--io-thread") io_thread = true;
+    else if (a == "--inline-tail-max-us") inline_us = std::atoi(next().c_str());
     else return usage();
   }
   if (bundle_dir.empty() || requests < 1 || warmup < 0 || threads < 1) return usage();
@@ -76,6 +78,7 @@ int main(int argc, char** argv) {
   so.workers = 1;
   so.torch_threads = threads;
   so.summary_interval_ms = 0;
+  if (inline_us >= 0) so.inline_tail_max_us = uint32_t(inline_us);
   auto server = libsplit::Server::create(so);
   if (!server.ok()) return std::fprintf(stderr, "bench-overhead: %s\n", server.status().to_string().c_str()), 1;
   (*server)->start();
@@ -117,8 +120,11 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < share.size(); ++i) share[i] = 100.0 * overhead[i] / total[i];
   utsname u{};
   uname(&u);
-  std::printf("bundle %s split %s: %d requests after %d warm-up, %d LibTorch thread(s), client %s, request frame %zu B (payload %zu B)\n",
-              m.name.c_str(), split.c_str(), requests, warmup, threads, io_thread ? "with an I/O thread" : "caller-driven", wire, payload);
+  const auto stats = (*server)->stats();
+  std::printf("bundle %s split %s: %d requests after %d warm-up, %d LibTorch thread(s), client %s, request frame %zu B (payload %zu B), "
+              "server inline_tail_max_us %u (%llu requests ran inline)\n",
+              m.name.c_str(), split.c_str(), requests, warmup, threads, io_thread ? "with an I/O thread" : "caller-driven", wire, payload,
+              so.inline_tail_max_us, (unsigned long long)stats.inline_runs);
   std::printf("%-10s %10s %10s %10s %10s   (microseconds)\n", "stage", "p50", "p90", "p99", "max");
   const std::pair<const char*, std::vector<double>*> rows[] = {{"head", &head},       {"encode", &encode},
                                                                {"network", &network}, {"queue", &queue},
