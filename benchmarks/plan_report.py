@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """Profiles and report for benchmarks/plan_scenarios.sh.
 
-  plan_report.py profiles --bundle DIR --dir OUT/profile --out OUT/profiles.json
+  plan_report.py profiles --bundle DIR --dir OUT/profile --out OUT/profiles.json [--stat mean|p50]
       split-plan's profiles from the idle-edge runs (split-client --json per option), the
       fine-tuning/pruning timings (tools/profile_finetune.py on each side) and the bundle's files.
-  plan_report.py report --dir OUT
+  plan_report.py report --dir OUT [--stat mean|p50]
       For every scenario: the measured cost of each placement split-plan listed, from that
       scenario's runs, and whether split-plan's recommendation is the cheapest measured one.
 
 The measured cost is computed here, independently of libsplit's planner, with the cost model of
-include/libsplit/plan.h, but from what each run measured: mean latency, mean device time (head
-+ encode), mean request and reply bytes, mean tail time, and the edge's utilisation from the
-load generator's achieved rate and tail times plus the device's own requests. Round work
-(pruning, fine-tuning, moving weights and data) comes from the same profiles as the plan's.
+include/libsplit/plan.h, but from what each run measured: latency, device time (head +
+encode), request and reply bytes, tail time (each run's mean, or with --stat p50 its median),
+and the edge's utilisation from the load generator's achieved rate and mean tail time plus the
+device's own requests. Round work (pruning, fine-tuning, moving weights and data) comes from the
+same profiles as the plan's. The mean is the expectation a cost should use; under a CPU quota,
+though, a request that meets an exhausted quota waits for the next period, so the mean of 60
+requests moves with how they fell against the periods, and the median is the steadier figure.
 """
 import argparse
 import csv
@@ -37,7 +40,7 @@ def profiles(args):
         return load(os.path.join(runs, name + ".json"))
 
     def mean(r, stage):
-        return r["latency_ms"][stage]["mean"]
+        return r["latency_ms"][stage][args.stat]
 
     def size(name):
         return os.path.getsize(os.path.join(args.bundle, name))
@@ -74,16 +77,16 @@ def profiles(args):
               f"fine-tuning round {m['device_finetune_ms'] / 1000:.1f} s here / {m['edge_finetune_ms'] / 1000:.1f} s edge")
 
 
-def measured_cost(opt, prof, run, s, bg_util):
+def measured_cost(opt, prof, run, s, bg_util, stat="mean"):
     """The plan.h cost of one placement from one scenario's measurements."""
     infer, remote = opt["infer"], opt["infer"] in ("edge", "split")
     bits_j = s["energy_per_bit_nj"] * 1e-9 * 8.0
-    lat_s = run["latency_ms"]["total"]["mean"] / 1000.0
+    lat_s = run["latency_ms"]["total"][stat] / 1000.0
     # The device's compute: the model or head and the codec (offload: encoding the pixels, as
     # measured; the planner counts none).
-    device_s = (run["latency_ms"]["head"]["mean"] + run["latency_ms"]["encode"]["mean"]) / 1000.0
+    device_s = (run["latency_ms"]["head"][stat] + run["latency_ms"]["encode"][stat]) / 1000.0
     if remote:
-        edge_s = run["latency_ms"]["tail"]["mean"] / 1000.0
+        edge_s = run["latency_ms"]["tail"][stat] / 1000.0
         nbytes = run["wire_bytes_per_request"] + run["response_bytes_per_request"]
         rho = bg_util + s["request_rate_hz"] * edge_s / s["edge_workers"]
     else:
@@ -160,7 +163,7 @@ def report(args):
             r = load(path)
             if r.get("failures", 0) or not r.get("requests"):
                 continue
-            m = measured_cost(opt, profs[opt["model"]], r, s, bg_util)
+            m = measured_cost(opt, profs[opt["model"]], r, s, bg_util, args.stat)
             m["name"] = opt["name"]
             m["predicted"] = opt["cost"]
             measured.append(m)
@@ -192,7 +195,8 @@ def report(args):
         w.writerows(rows)
     matches = sum(r["match"] for r in rows)
     print(f"# Deployment planner against measurement ({env['device']}; {env['requests']} requests per option "
-          f"at {env['rate_hz']} Hz; link round trip {env['rtt_ms']} ms; commit {env['commit']})\n")
+          f"at {env['rate_hz']} Hz; link round trip {env['rtt_ms']} ms; per-run statistic: {args.stat}; "
+          f"commit {env['commit']})\n")
     print("| scenario | edge load (measured) | inferences/round | Mbit/s | private | bound ms | floor % | split-plan "
           "recommends | cheapest measured | match | measured cost ratio | all-edge / all-device pruned |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -213,6 +217,9 @@ def main():
     p.add_argument("--out", required=True)
     r = sub.add_parser("report")
     r.add_argument("--dir", required=True)
+    for q in (p, r):
+        q.add_argument("--stat", choices=("mean", "p50"), default="mean",
+                       help="which figure of each run's latencies the profiles and costs use (default mean)")
     args = ap.parse_args()
     profiles(args) if args.cmd == "profiles" else report(args)
 

@@ -11,12 +11,17 @@
 # measured one.
 #   benchmarks/plan_scenarios.sh [--requests 40] [--rate-hz 10] [--device-quota 0.25] [--rtt-ms 10]
 #                                [--round-samples 2000] [--scenarios FILE] [--out build/bench/plan]
+#                                [--stat mean|p50] [--report-only]
+# --stat: the figure of each run the profiles and the measured costs use (see plan_report.py).
+# --report-only: no measurement; profiles, each scenario's plan and the report again from the runs
+# an earlier run left under --out (e.g. with another --stat).
 # Scenarios: benchmarks/plan_scenarios.txt (one per line: name load inferences_per_round
 # link_mbps private latency_bound_ms accuracy_floor).
 # Writes profiles.json, per scenario the plan and every run's JSON, results.csv and report.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=40 RATE_HZ=10 QUOTA=0.25 RTT_MS=10 ROUND_SAMPLES=2000 SCEN=benchmarks/plan_scenarios.txt OUT=build/bench/plan
+STAT=mean REPORT_ONLY=0
 while (($#)); do
   case "$1" in
     --requests) N=$2; shift 2 ;;
@@ -26,13 +31,27 @@ while (($#)); do
     --round-samples) ROUND_SAMPLES=$2; shift 2 ;;
     --scenarios) SCEN=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --stat) STAT=$2; shift 2 ;;
+    --report-only) REPORT_ONLY=1; shift ;;
     *) echo "plan_scenarios: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 [[ -f $SCEN ]] || { echo "plan_scenarios: $SCEN: no such scenarios file" >&2; exit 2; }
+[[ $STAT == mean || $STAT == p50 ]] || { echo "plan_scenarios: --stat is mean or p50, not '$STAT'" >&2; exit 2; }
 bash tools/build.sh > /dev/null
 BIN=build/release/tools
 BUNDLE=models/fmnist-resnet
+if ((REPORT_ONLY)); then
+  [[ -f $OUT/environment.json ]] || { echo "plan_scenarios: --report-only: no earlier run under $OUT" >&2; exit 2; }
+  /usr/bin/python3 benchmarks/plan_report.py profiles --bundle "$BUNDLE" --dir "$OUT/profile" --out "$OUT/profiles.json" \
+    --stat "$STAT"
+  for d in "$OUT"/scenarios/*/; do
+    mapfile -t flags < "$d/flags.txt"
+    "$BIN/split-plan" --profiles "$OUT/profiles.json" "${flags[@]}" --json "$d/plan.json" > "$d/plan.txt" || true
+  done
+  /usr/bin/python3 benchmarks/plan_report.py report --dir "$OUT" --stat "$STAT" | tee "$OUT/report.md"
+  exit 0
+fi
 DATA=/usr/share/datasets/fashion-mnist
 IMAGES=$DATA/t10k-images-idx3-ubyte.gz LABELS=$DATA/t10k-labels-idx1-ubyte.gz
 mkdir -p "$OUT/profile"
@@ -69,7 +88,8 @@ echo "   fine-tuning and pruning on the device (quota) and on the edge"
   --out "$OUT/profile/device_train.json" > "$OUT/profile/device_train.txt"
 /usr/bin/python3 tools/profile_finetune.py --bundle "$BUNDLE" --round-samples "$ROUND_SAMPLES" \
   --out "$OUT/profile/edge_train.json" > "$OUT/profile/edge_train.txt"
-/usr/bin/python3 benchmarks/plan_report.py profiles --bundle "$BUNDLE" --dir "$OUT/profile" --out "$OUT/profiles.json"
+/usr/bin/python3 benchmarks/plan_report.py profiles --bundle "$BUNDLE" --dir "$OUT/profile" --out "$OUT/profiles.json" \
+  --stat "$STAT"
 FULL_EDGE_MS=$(/usr/bin/python3 -c "import json,sys; print(next(m['edge_ms'] for m in json.load(open(sys.argv[1]))['models'] if m['kind']=='full'))" "$OUT/profiles.json")
 FT_BYTES=$((ROUND_SAMPLES * 785))  # a 28x28 image and its label per sample
 
@@ -115,4 +135,4 @@ while read -r name load k mbps private bound floor; do
   fi
   printf '%s\n' "${flags[@]}" > "$d/flags.txt"
 done < "$SCEN"
-/usr/bin/python3 benchmarks/plan_report.py report --dir "$OUT" | tee "$OUT/report.md"
+/usr/bin/python3 benchmarks/plan_report.py report --dir "$OUT" --stat "$STAT" | tee "$OUT/report.md"
