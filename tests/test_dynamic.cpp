@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "client/selector.h"
 #include "libsplit/dynamic.h"
@@ -243,6 +244,40 @@ TEST(DynamicCandidates, UnloadedLocalModelsAreLeftOutUnlessNamed) {
   libsplit::Status st;
   EXPECT_TRUE(candidates(**bundle, o, &st).empty());
   EXPECT_EQ(st.code(), libsplit::StatusCode::kFailedPrecondition) << st.to_string();
+}
+
+// Exploration trials are capped per request, not only per period: with every candidate stale at
+// every request, at most one request in explore_every tries a competitor.
+TEST(DynamicCandidates, ExplorationTakesAtMostOneRequestInExploreEvery) {
+  auto bundle = libsplit::Bundle::open(std::string(LIBSPLIT_MODELS_DIR) + "/fmnist-resnet");
+  ASSERT_TRUE(bundle.ok()) << bundle.status().to_string();
+  const auto& m = (*bundle)->manifest();
+  libsplit::Tensor pixels{m.input.shape, std::vector<float>(size_t(libsplit::Tensor::element_count(m.input.shape)), 90.f)};
+  auto others = [&](uint32_t every) {
+    DynamicOptions o;
+    o.warmup_runs = 1;
+    o.only = {"local"};
+    for (const auto& l : m.local) o.only.push_back(l.id);
+    o.hysteresis = 0.99;     // the first choice stays: every other run is an exploration
+    o.explore_ms = 1;        // every competitor is stale at every request
+    o.explore_margin = 100;  // and close enough
+    o.explore_every = every;
+    auto d = libsplit::DynamicSession::create(bundle->get(), nullptr, o);
+    EXPECT_TRUE(d.ok()) << d.status().to_string();
+    if (!d.ok()) return -1;
+    for (int i = 0; i < 40; ++i) {
+      auto r = (*d)->run(pixels, 1);
+      EXPECT_TRUE(r.ok()) << r.status().to_string();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a period of explore_ms passes
+    }
+    uint64_t top = 0, total = 0;
+    for (const auto& [name, n] : (*d)->counts()) top = std::max(top, n), total += n;
+    EXPECT_EQ(total, 40u);
+    return int(total - top);
+  };
+  const int capped = others(10), uncapped = others(1);
+  EXPECT_LE(capped, 4) << "requests 1, 11, 21 and 31 may explore";
+  EXPECT_GE(uncapped, 20) << "without the cap nearly every request explores (round robin over the three others)";
 }
 
 }  // namespace

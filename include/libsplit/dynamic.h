@@ -65,8 +65,11 @@ struct DynamicOptions {
   uint32_t probe_idle_ms = 300;  // probe the link after this long without a remote answer
   // Exploration: a candidate not run for explore_ms whose estimate is within explore_margin of the
   // chosen one is run once instead, so that close competitors' estimates stay current. 0 = never.
+  // At most one request in explore_every explores: with requests far apart, a period per
+  // candidate alone would let several close competitors take a large share of them.
   uint32_t explore_ms = 2000;
   double explore_margin = 0.25;
+  uint32_t explore_every = 20;
   int warmup_runs = 3;           // profiling passes per candidate at creation (the fastest counts)
   uint32_t default_deadline_ms = 5000;  // used when run() is given deadline_ms = 0
   bool allow_local = true;

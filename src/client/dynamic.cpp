@@ -92,6 +92,7 @@ struct DynamicState {
   double edge_ratio = 1.0;  // server tail time / this device's time for the same layers
   bool ratio_known = false;
   int current = -1;
+  uint64_t requests = 0, last_explore = 0;  // run() calls; the one that last explored
   Clock::time_point last_remote_answer{};
   Clock::time_point last_probe{};
   Clock::time_point last_rate_sample{};
@@ -108,6 +109,10 @@ struct DynamicState {
   }
   dynamic::Link link_now() const { return {link.rate_bps(), link.rtt_us(), queue_us}; }
   double ewma(double old, double v) const { return (1 - opt.smoothing) * old + opt.smoothing * v; }
+  // A device time: one pass far slower than the estimate (a descheduled thread, a CPU quota
+  // spent) counts as twice the estimate, so that one stall does not hand the choice to a
+  // slower candidate; a lasting slowdown still comes through, doubling per request at most.
+  double device_ewma(double old, double v) const { return ewma(old, old > 0 ? std::min(v, 2 * old) : v); }
 };
 
 struct DynamicSession::Impl {
@@ -188,7 +193,7 @@ void DynamicSession::Impl::maybe_probe(bool request_measures_rate) {
 void DynamicSession::Impl::record_remote(size_t c, const Inference& inf) {
   auto& s = *state;
   auto& cand = s.cands[c];
-  cand.device_us = s.ewma(cand.device_us, inf.head_us + inf.encode_us);
+  cand.device_us = s.device_ewma(cand.device_us, inf.head_us + inf.encode_us);
   cand.bytes = double(inf.request_bytes);
   const double network = std::max(inf.network_us, 0.0);
   // How this candidate's frames fare against the link model, before the model learns from them.
@@ -221,6 +226,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
   if (!(o.hysteresis >= 0 && o.hysteresis < 1)) return invalid_argument("hysteresis must be in [0, 1), got ", o.hysteresis);
   if (!(o.smoothing > 0 && o.smoothing <= 1)) return invalid_argument("smoothing must be in (0, 1], got ", o.smoothing);
   if (o.warmup_runs < 1 || o.warmup_runs > 100) return invalid_argument("warmup_runs must be in [1, 100], got ", o.warmup_runs);
+  if (o.explore_every < 1) return invalid_argument("explore_every must be at least 1 (one request in N explores)");
   if (!(o.min_accuracy == -1 || (o.min_accuracy >= 0 && o.min_accuracy <= 100)))
     return invalid_argument("min_accuracy must be a top-1 percentage in [0, 100] (or -1: none), got ", o.min_accuracy);
   const auto& m = bundle->manifest();
@@ -418,7 +424,9 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
     }
     st.current = pick;
     // Explore the stalest close competitor now and then (not when the deadline is at risk).
-    if (risk.empty() && st.opt.explore_ms > 0) {
+    ++st.requests;
+    const bool may_explore = st.last_explore == 0 || st.requests - st.last_explore >= st.opt.explore_every;
+    if (risk.empty() && st.opt.explore_ms > 0 && may_explore) {
       const auto now = Clock::now();
       const auto stale = std::chrono::milliseconds(st.opt.explore_ms);
       int explore = -1;
@@ -429,6 +437,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
       }
       if (explore >= 0) {
         pick = explore;
+        st.last_explore = st.requests;
         st.cands[size_t(pick)].last_run = now;  // one exploration per candidate and period
       }
     }
@@ -450,7 +459,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
     auto inf = session->run(pixels, cand.strategy, top_k);
     if (!inf.ok()) return inf.status();
     std::lock_guard<std::mutex> lock(st.mu);
-    st.cands[size_t(pick)].device_us = st.ewma(st.cands[size_t(pick)].device_us, inf->head_us);
+    st.cands[size_t(pick)].device_us = st.device_ewma(st.cands[size_t(pick)].device_us, inf->head_us);
     inf->fallback = risk;
     ++st.counts[inf->strategy];
     if (!risk.empty()) ++st.fallbacks[risk];
