@@ -15,7 +15,6 @@ final state and word rounding) beats plain q8 gets "codec": "q8rans", the others
 Other splits' codecs and every TorchScript file are left as they are.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -35,14 +34,7 @@ def main():
     ap.add_argument("--holdout", type=int, default=5000, help="held-out images for the estimate")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count())
-    path = os.path.join(args.bundle, "manifest.json")
-    try:
-        manifest = json.load(open(path))
-    except (OSError, ValueError) as e:
-        sys.exit(f"calibrate_tables: {path}: {e}")
-    if manifest.get("input", {}).get("shape") != [1, 1, 28, 28]:
-        sys.exit(f"calibrate_tables: {path}: input shape {manifest.get('input', {}).get('shape')} is not "
-                 "Fashion-MNIST's [1, 1, 28, 28] (the only calibration data this tool reads)")
+    path, manifest = bundle.load_fmnist_manifest(args.bundle, "calibrate_tables", "the only calibration data this tool reads")
     images, _ = data.load("train", args.data)
     if args.images + args.holdout > images.shape[0]:
         sys.exit(f"calibrate_tables: --images + --holdout exceeds the {images.shape[0]} training images")

@@ -13,7 +13,6 @@ point of the bundle's rate/accuracy curve at that size. The manifest is replaced
 a split of that id already there is replaced.
 """
 import argparse
-import json
 import math
 import os
 import sys
@@ -42,14 +41,7 @@ def main():
     ap.add_argument("--data", default=data.DEFAULT_DIR, help="Fashion-MNIST IDX directory (test images)")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count())
-    path = os.path.join(args.bundle, "manifest.json")
-    try:
-        manifest = json.load(open(path))
-    except (OSError, ValueError) as e:
-        sys.exit(f"derive_split: {path}: {e}")
-    if manifest.get("input", {}).get("shape") != [1, 1, 28, 28]:
-        sys.exit(f"derive_split: {path}: input shape {manifest.get('input', {}).get('shape')} is not "
-                 "Fashion-MNIST's [1, 1, 28, 28] (the only labelled data this tool reads)")
+    path, manifest = bundle.load_fmnist_manifest(args.bundle, "derive_split", "the only labelled data this tool reads")
     src = next((s for s in manifest["splits"] if s["id"] == args.source), None)
     if src is None:
         sys.exit(f"derive_split: {path}: no split \"{args.source}\" (it has: "

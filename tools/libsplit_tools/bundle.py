@@ -46,6 +46,22 @@ def write_bundle(out_dir, manifest, modules):
         raise
 
 
+def load_fmnist_manifest(bundle_dir, tool, why):
+    """A bundle's manifest for a tool that reads Fashion-MNIST data: exits with one line naming the
+    tool and the file when it cannot be read or its input is not [1, 1, 28, 28] (`why` says what
+    the tool reads, for that message). Returns (manifest path, manifest)."""
+    path = os.path.join(bundle_dir, "manifest.json")
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{tool}: {path}: {e}")
+    shape = manifest.get("input", {}).get("shape")
+    if shape != [1, 1, 28, 28]:
+        raise SystemExit(f"{tool}: {path}: input shape {shape} is not Fashion-MNIST's [1, 1, 28, 28] ({why})")
+    return path, manifest
+
+
 def write_manifest(bundle_dir, manifest):
     """Replaces <bundle_dir>/manifest.json atomically (a temporary file renamed into place)."""
     fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=bundle_dir)
