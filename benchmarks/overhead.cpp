@@ -33,9 +33,11 @@ Pct pct(std::vector<double> v) {
 int usage() {
   std::fprintf(stderr,
                "usage: bench-overhead --bundle DIR [--split ID] [--requests N (1000)] [--warmup N (50)]\n"
-               "                      [--threads T (1)] [--io-thread] [--inline-tail-max-us US] [--json PATH]\n"
+               "                      [--threads T (1)] [--io-thread] [--inline-tail-max-us US]\n"
+               "                      [--busy-poll-us US] [--json PATH]\n"
                "--io-thread: the client gets its own I/O thread (default: caller-driven, as split-client)\n"
-               "--inline-tail-max-us: the server's ServerOptions::inline_tail_max_us (default: the server's default)\n");
+               "--inline-tail-max-us: the server's ServerOptions::inline_tail_max_us (default: the server's default)\n"
+               "--busy-poll-us: ServerOptions::busy_poll_us and ClientOptions::busy_poll_us (default 0: no spinning)\n");
   return 2;
 }
 
@@ -43,7 +45,7 @@ int usage() {
 
 int main(int argc, char** argv) {
   std::string bundle_dir, split, json_path;
-  int requests = 1000, warmup = 50, threads = 1, inline_us = -1;
+  int requests = 1000, warmup = 50, threads = 1, inline_us = -1, busy_us = 0;
   bool io_thread = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -56,9 +58,10 @@ int main(int argc, char** argv) {
     else if (a == "--json") json_path = next();
     else if (a == "--io-thread") io_thread = true;
     else if (a == "--inline-tail-max-us") inline_us = std::atoi(next().c_str());
+    else if (a == "--busy-poll-us") busy_us = std::atoi(next().c_str());
     else return usage();
   }
-  if (bundle_dir.empty() || requests < 1 || warmup < 0 || threads < 1) return usage();
+  if (bundle_dir.empty() || requests < 1 || warmup < 0 || threads < 1 || busy_us < 0) return usage();
 
   libsplit::BundleOptions bo;
   bo.load_tails = false;
@@ -79,6 +82,7 @@ int main(int argc, char** argv) {
   so.torch_threads = threads;
   so.summary_interval_ms = 0;
   if (inline_us >= 0) so.inline_tail_max_us = uint32_t(inline_us);
+  so.busy_poll_us = uint32_t(busy_us);
   auto server = libsplit::Server::create(so);
   if (!server.ok()) return std::fprintf(stderr, "bench-overhead: %s\n", server.status().to_string().c_str()), 1;
   (*server)->start();
@@ -87,6 +91,7 @@ int main(int argc, char** argv) {
   co.model = m.name;
   co.default_deadline_ms = 60000;
   co.io_thread = io_thread;
+  co.busy_poll_us = uint32_t(busy_us);
   auto client = libsplit::Client::connect(co);
   if (!client.ok()) return std::fprintf(stderr, "bench-overhead: %s\n", client.status().to_string().c_str()), 1;
   auto session = libsplit::SplitSession::create(bundle->get(), client->get());

@@ -78,6 +78,11 @@ PRESETS = {
                   accuracy_requests=300, overhead_fmnist=200, overhead_image=10, throughput_seconds=3,
                   throughput_rounds=1, throughput_bundles="fmnist", poisson_seconds=2, poisson_max_steps=4),
 }
+# busy-poll overhead setting: long enough to cover every bundle's head and tail here, so that
+# neither side sleeps between a request and its answer (ClientOptions/ServerOptions::busy_poll_us),
+# and the server runs tails up to as long on the I/O thread that read them (inline_tail_max_us):
+# the configuration of an edge serving one latency-bound device.
+BUSY_POLL_US = 250000
 P99_MS = {"fmnist": 10.0, "resnet50": 400.0, "mobilenet_v2": 100.0}
 
 
@@ -604,7 +609,8 @@ def accuracy_pass(args, h, bundles, models):
 
 def overhead(args, bundles):
     log("== per-request overhead on loopback: libsplit (bench-overhead) against the Python peer; threads free to "
-        "use both cores (shared), then everything on one core (taskset -c 0)")
+        "use both cores (shared), everything on one core (taskset -c 0), and both cores with libsplit's client and "
+        f"server busy-polling for up to {BUSY_POLL_US} us and tails inline (busy-poll)")
     out = []
     for setting in args.overhead_settings:
         pin = ["taskset", "-c", "0"] if setting == "one-core" else []
@@ -613,8 +619,10 @@ def overhead(args, bundles):
             w = 5 if b["image"] else 50
             lj = os.path.join(args.out, "raw", f"overhead-{setting}-{name}-libsplit.json")
             pj = os.path.join(args.out, "raw", f"overhead-{setting}-{name}-peer.json")
+            busy = (["--busy-poll-us", str(BUSY_POLL_US), "--inline-tail-max-us", str(BUSY_POLL_US)]
+                    if setting == "busy-poll" else [])
             run(pin + [bin_bench("bench-overhead"), "--bundle", b["dir"], "--split", b["default_split"], "--requests",
-                       str(n), "--warmup", str(w), "--json", lj], lj[:-5] + ".log", 3600)
+                       str(n), "--warmup", str(w), "--json", lj] + busy, lj[:-5] + ".log", 3600)
             run(pin + [PY, "benchmarks/pickle_baseline.py", "--bundle", b["dir"], "--split", b["default_split"],
                        "--requests", str(n), "--warmup", str(w), "--json", pj], pj[:-5] + ".log", 3600)
             lo, po = json.load(open(lj)), json.load(open(pj))
@@ -967,7 +975,10 @@ def report(args, res, bundles, plot_paths, image_prefix):
     if res["overhead"]:
         L.append("**Per-request overhead against the Python peer** (total - head - tail, single stream on loopback, "
                  "no CPU quota; shared: threads free to use both cores, so each hand-off between threads wakes an "
-                 "idle core; one core: everything under `taskset -c 0`; µs):")
+                 "idle core; one core: everything under `taskset -c 0`; busy-poll: both cores, libsplit's client and "
+                 f"server polling without sleeping for up to {BUSY_POLL_US // 1000} ms while they wait (`--busy-poll-us`) and "
+                 f"the server running tails of up to {BUSY_POLL_US // 1000} ms on its I/O thread (`--inline-tail-max-us`), "
+                 "the peer as in shared; µs):")
         L.append("")
         L.append("| bundle (split) | setting | requests | libsplit p50 / p90 / p99 | peer p50 / p90 / p99 | "
                  "peer / libsplit (p50) | request bytes libsplit / peer |")
@@ -1051,8 +1062,9 @@ def parse_args():
     ap.add_argument("--accuracy-requests", type=int)
     ap.add_argument("--overhead-fmnist", type=int)
     ap.add_argument("--overhead-image", type=int)
-    ap.add_argument("--overhead-settings", default="shared,one-core",
-                    help="overhead: shared (threads on both cores) and/or one-core (taskset -c 0); default both")
+    ap.add_argument("--overhead-settings", default="shared,one-core,busy-poll",
+                    help="overhead: shared (threads on both cores), one-core (taskset -c 0), busy-poll (both cores, "
+                         "libsplit's client and server busy-polling); default all three")
     ap.add_argument("--throughput-seconds", type=float)
     ap.add_argument("--throughput-rounds", type=int)
     ap.add_argument("--throughput-bundles")
@@ -1098,8 +1110,8 @@ def parse_args():
     args.throughput_bundles = [b for b in args.throughput_bundles.split(",") if b]
     args.strategies = [s for s in (args.strategies or "").split(",") if s]
     args.overhead_settings = [s for s in args.overhead_settings.split(",") if s]
-    if set(args.overhead_settings) - {"shared", "one-core"}:
-        ap.error("--overhead-settings: shared and/or one-core")
+    if set(args.overhead_settings) - {"shared", "one-core", "busy-poll"}:
+        ap.error("--overhead-settings: shared, one-core and/or busy-poll")
     if args.server:
         if args.scenarios == ap.get_default("scenarios"):
             args.scenarios = "single,accuracy"

@@ -484,19 +484,31 @@ TEST(Drain, AcceptedRequestsFinishAndClientsAreTold) {
   std::mutex mu;
   std::condition_variable cv;
   int answered = 0, ok = 0;
+  size_t frame_bytes = 0;
+  const uint64_t received_before = server->stats().bytes_received;
   for (int i = 0; i < kN; ++i) {
     (*client)->infer_async(split, enc, 1, 30000, [&](libsplit::Result<libsplit::Reply> r) {
       std::lock_guard<std::mutex> lock(mu);
       ++answered;
       ok += r.ok();
       EXPECT_TRUE(r.ok()) << r.status().to_string();
+      if (r.ok()) frame_bytes = r->request_bytes;
       cv.notify_one();
     });
   }
+  size_t want = 0;
   {
-    // The server has all six (one frame each, sent together) once the first is answered.
     std::unique_lock<std::mutex> lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return answered >= 1; }));
+    want = kN * frame_bytes;
+  }
+  ASSERT_GT(want, 0u);
+  // Drain once the server has read all six frames (the client may write them in more than one
+  // go; on a loaded machine the later ones can trail the first answer). Bounded: 60 s.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (server->stats().bytes_received - received_before < want) {
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "the server never received all six requests";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   auto drained = server->drain(30000);
   EXPECT_TRUE(drained.ok()) << drained.to_string();
@@ -734,6 +746,66 @@ TEST_F(EndToEnd, IdleServerRunsShortTailsInline) {
   }
 }
 
+// Busy polling on both sides (a caller-driven client and the server's I/O thread poll without
+// sleeping) changes when the bytes are read, not what is answered: the answers equal in-process
+// head -> 8-bit quantization -> tail; and a spinning call still ends at its deadline.
+TEST_F(EndToEnd, BusyPollingAnswersLikeBlockingAndKeepsDeadlines) {
+  const auto& m = bundle_->manifest();
+  const size_t s = 0;
+  constexpr int kN = 8;
+  std::vector<libsplit::EncodedTensor> enc;
+  std::vector<libsplit::Tensor> outputs;
+  ASSERT_NO_FATAL_FAILURE(reference(s, 700, kN, &enc, &outputs));
+  libsplit::ServerOptions so;
+  so.busy_poll_us = 20000;
+  auto server = start_server(so);
+  ASSERT_TRUE(server);
+  libsplit::ClientOptions co;
+  co.server = "127.0.0.1:" + std::to_string(server->port());
+  co.model = m.name;
+  co.io_thread = false;
+  co.busy_poll_us = 20000;
+  auto c = libsplit::Client::connect(co);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  const int index = (*c)->find_split(m.splits[s].id);
+  ASSERT_GE(index, 0);
+  for (int i = 0; i < kN; ++i) {
+    auto r = (*c)->infer(uint16_t(index), enc[size_t(i)], 1, 30000);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ(r->top.at(0).index, argmax(outputs[size_t(i)])) << "request " << i;
+  }
+  EXPECT_EQ(server->stats().requests_ok, uint64_t(kN));
+
+  // A server that holds every request for 1 s (a batch waiting to fill): a call with a 50 ms
+  // deadline spinning for up to 1 s returns deadline exceeded long before the answer.
+  libsplit::ServerOptions slow;
+  slow.workers = 1;
+  slow.max_batch = 8;
+  slow.batch_delay_us = 1000000;
+  auto held = start_server(slow);
+  ASSERT_TRUE(held);
+  co.server = "127.0.0.1:" + std::to_string(held->port());
+  co.busy_poll_us = 1000000;
+  auto spinning = libsplit::Client::connect(co);
+  ASSERT_TRUE(spinning.ok()) << spinning.status().to_string();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = (*spinning)->infer(uint16_t(index), enc[0], 1, 50);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), libsplit::StatusCode::kDeadlineExceeded) << r.status().to_string();
+  EXPECT_LT(waited, std::chrono::milliseconds(900)) << "the spin outlived the call's deadline";
+}
+
+TEST(Client, BadBusyPollIsAnErrorValue) {
+  libsplit::ClientOptions co;
+  co.model = "x";
+  co.busy_poll_us = 1000001;
+  auto c = libsplit::Client::connect(co);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), libsplit::StatusCode::kInvalidArgument);
+  EXPECT_NE(c.status().message().find("busy_poll_us"), std::string::npos) << c.status().to_string();
+}
+
 TEST(Server, BadOptionsAreErrorValues) {
   libsplit::ServerOptions so;
   so.models_dir = "/nonexistent";
@@ -754,8 +826,13 @@ TEST(Server, BadOptionsAreErrorValues) {
   so.batch_delay_us = 2000000;
   EXPECT_FALSE(libsplit::Server::create(so).ok());
   so.batch_delay_us = 0;
-  so.inline_tail_max_us = 200000;
+  so.inline_tail_max_us = 2000000;
   EXPECT_FALSE(libsplit::Server::create(so).ok());
+  so.inline_tail_max_us = 0;
+  so.busy_poll_us = 1000001;
+  auto busy = libsplit::Server::create(so);
+  ASSERT_FALSE(busy.ok());
+  EXPECT_NE(busy.status().message().find("busy_poll_us"), std::string::npos) << busy.status().to_string();
 }
 
 }  // namespace

@@ -266,6 +266,12 @@ int main(int argc, char** argv) {
   app.add_flag("--io-thread", io_thread,
                "Give the connection its own I/O thread (default: this loop drives the socket itself, "
                "one request at a time, which saves two thread hand-offs per request)");
+  uint32_t busy_poll_us = 0;
+  app.add_option("--busy-poll-us", busy_poll_us,
+                 "Wait for each reply polling the socket without sleeping for up to this long before blocking: "
+                 "no wake-up to pay for a reply that comes within it, at the price of a busy core (0 = off; "
+                 "only with the default caller-driven connection, not --io-thread or --split dynamic)")
+      ->capture_default_str()->check(CLI::Range(0, 1000000));
   app.add_flag("--quiet", quiet, "Print only the summary, not one line per input");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -306,6 +312,8 @@ int main(int argc, char** argv) {
   if (runs.empty()) return fail("--split: no strategy named");
   const bool dynamic = std::any_of(runs.begin(), runs.end(), [](const Run& r) { return r.dynamic; });
   const bool all_dynamic = std::all_of(runs.begin(), runs.end(), [](const Run& r) { return r.dynamic; });
+  if (busy_poll_us > 0 && (io_thread || dynamic))
+    return fail("--busy-poll-us needs the caller-driven connection: not with --io-thread or --split dynamic");
   libsplit::DynamicOptions dopt;
   if (dynamic) {
     auto p = libsplit::parse_policy(policy);
@@ -377,6 +385,7 @@ int main(int argc, char** argv) {
     co.version = m.version;
     co.default_deadline_ms = deadline_ms;
     co.io_thread = io_thread || dynamic;  // dynamic probes the link in the background
+    co.busy_poll_us = busy_poll_us;
     co.start_offline = all_dynamic;      // and runs locally until the server is there
     co.auth_token = token;
     co.reconnect_max_ms = reconnect_max_ms;

@@ -66,7 +66,12 @@ int main(int argc, char** argv) {
                  "Serving a single device (one connection, no request queued behind this one, no worker busy), "
                  "run a request on the I/O thread that read it if its split's tail recently took at most this "
                  "long: one thread hand-off less; 0 = always hand off to a worker")
-      ->capture_default_str()->check(CLI::Range(0, 100000));
+      ->capture_default_str()->check(CLI::Range(0, 1000000));
+  app.add_option("--busy-poll-us", o.busy_poll_us,
+                 "After each event an I/O thread polls its sockets without sleeping for up to this long (while no "
+                 "tail runs) before it blocks: a request arriving within it is read without a wake-up, at the "
+                 "price of a busy core; 0 = never spin")
+      ->capture_default_str()->check(CLI::Range(0, 1000000));
   app.add_option("--idle-timeout-ms", o.idle_timeout_ms, "Close connections idle this long")->capture_default_str();
   app.add_option("--frame-timeout-ms", o.frame_timeout_ms, "A started frame must arrive completely within this")
       ->capture_default_str();

@@ -44,6 +44,11 @@ struct ClientOptions {
   uint32_t reconnect_initial_ms = 50;     // first reconnect delay after the connection drops
   uint32_t reconnect_max_ms = 5000;       // backoff doubles up to this
   bool io_thread = true;                  // false: caller-driven (see above)
+  // Caller-driven only: a call polls the socket without sleeping for up to this long before it
+  // blocks, so a reply that comes within it is read without a thread wake-up (tens to a hundred
+  // microseconds on a virtual machine whose idle cores sleep). The cost is a core kept busy
+  // while waiting: 0 (the default) never spins; set it near the expected round trip.
+  uint32_t busy_poll_us = 0;              // 0..1000000
   std::string auth_token;                 // the server's pre-shared token, if it requires one
   // TLS (a build with LIBSPLIT_WITH_TLS). The server's certificate must chain to tls_ca_file
   // (PEM; "" = the system's trust store) and name tls_server_name ("" = the endpoint's host, a

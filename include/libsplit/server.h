@@ -45,7 +45,12 @@ struct ServerOptions {
   // pipelined requests, every request goes to the workers (an I/O thread running tails would
   // leave the others' requests unread while the workers idle). 0 = always hand off. Not with
   // batching.
-  uint32_t inline_tail_max_us = 5000;     // 0..100000
+  uint32_t inline_tail_max_us = 5000;     // 0..1000000
+  // An I/O thread polls its sockets without sleeping for up to this long after each event
+  // before it blocks again, so a request arriving within it is read without a thread wake-up
+  // (tens to a hundred microseconds on a virtual machine whose idle cores sleep). Costs a core
+  // kept busy for that long after each event; 0 (the default) never spins.
+  uint32_t busy_poll_us = 0;              // 0..1000000
   uint32_t summary_interval_ms = 60000;   // period of the summary log line; 0 = none
   std::string auth_token;                 // non-empty: every client's hello must carry it
   // TLS (a build with LIBSPLIT_WITH_TLS): the certificate chain and private key, PEM. Set, every

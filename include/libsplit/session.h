@@ -39,7 +39,8 @@ struct Inference {
   std::vector<ClassScore> top;  // best first
   std::string strategy;         // "local", a local model id, "offload", "offload-png" or the split id
   std::string fallback;         // dynamic: why the chosen remote candidate fell back to local
-  // Stage times in microseconds. head: on-device head (or the whole model for local ones);
+  // Stage times in microseconds. head: on-device input normalization and head (or the whole
+  // model for local ones);
   // encode: codec; network: round trip minus the server's queue and tail time;
   // tail: as the server reported it (its queue wait in server_queue_us); total: end to end.
   double head_us = 0, encode_us = 0, network_us = 0, server_queue_us = 0, tail_us = 0, total_us = 0;

@@ -504,8 +504,14 @@ Result<Reply> Client::Impl::call(uint32_t deadline_ms, const std::function<uint6
     result = std::move(r);
     done = true;
   });
-  // No timer per request: this thread runs the I/O until the reply or the deadline.
+  // No timer per request: this thread runs the I/O until the reply or the deadline; for the
+  // first busy_poll_us it polls without sleeping (no wake-up to pay when the reply comes soon).
+  const auto spin_until = Clock::now() + std::chrono::microseconds(opt.busy_poll_us);
   while (!done && !io.stopped()) {
+    if (opt.busy_poll_us > 0 && Clock::now() < std::min(spin_until, deadline)) {
+      io.poll_one();
+      continue;
+    }
     if (io.run_one_until(deadline) == 0 && Clock::now() >= deadline)
       complete(id, no_reply(id, ms));
     // The connection was lost with this request on it: reconnect now (to this server or the
@@ -555,6 +561,7 @@ Client::~Client() {
 Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& o) {
   if (o.model.empty()) return detail::invalid_argument("ClientOptions.model is empty: name the bundle to use");
   if (o.max_frame_bytes < 1024) return detail::invalid_argument("max_frame_bytes must be at least 1024");
+  if (o.busy_poll_us > 1000000) return detail::invalid_argument("busy_poll_us must be at most 1000000 (1 s), got ", o.busy_poll_us);
   if (o.reconnect_initial_ms == 0 || o.reconnect_max_ms < o.reconnect_initial_ms)
     return detail::invalid_argument("reconnect backoff must satisfy 0 < initial <= max");
   auto impl = std::make_shared<Impl>();

@@ -104,10 +104,11 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
     inf.payload_bytes = enc.payload.size();
     return finish_remote(client_->infer(Client::kFullModel, enc, k, deadline_ms), t0, &inf);
   }
+  // The head stage counts the input's normalization: it is the model's, whichever side runs it.
+  auto t = Clock::now();
   Tensor x = pixels;
   LIBSPLIT_RETURN_IF_ERROR(normalize_input(m.input, &x));
   if (st.kind == Strategy::Kind::kLocal) {
-    auto t = Clock::now();
     auto out = st.local < 0 ? bundle_->run_full(x) : bundle_->run_local(size_t(st.local), x);
     if (!out.ok()) return out.status();
     inf.head_us = us_since(t);
@@ -119,7 +120,6 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
   if (!client_) return detail::failed_precondition("split ", m.splits[st.split].id, " needs a connection to a server");
   if (remote_index_[st.split] < 0)
     return detail::not_found("split ", m.splits[st.split].id, " is not served by the connected server");
-  auto t = Clock::now();
   auto z = bundle_->run_head(st.split, x);
   if (!z.ok()) return z.status();
   inf.head_us = us_since(t);
