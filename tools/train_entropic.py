@@ -24,6 +24,12 @@ The rate is measured on the noisy latent by default (--rate-on noisy); the symbo
 are rounded, and their cost can drift above the noisy estimate. --resume continues from the saved
 student with stage (ii) only, typically with --rate-on rounded (rate = the prior's cost of the
 rounded symbols, straight-through gradient) and a lower --kd-lr, to land the sent rate on target.
+--init-from BUNDLE:SPLIT starts from a trained BottleFit split instead of from scratch (the teacher
+is the bundle's full model, no teacher.pt needed): the student takes the split's encoder and
+tail, with a per-channel step folded into the encoder's last layer (and undone in the decoder's
+first) so that round(y) is a uniform quantizer of the split's bottleneck with --init-levels
+steps over each channel's training range; the prior is first fitted to that latent with the
+network frozen, then stage (ii) fine-tunes the whole student with the rate term.
 Seeded (--seed); prints loss, rate and test accuracy every epoch.
 """
 import argparse
@@ -37,7 +43,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from libsplit_tools import data, entropy, models  # noqa: E402
+from libsplit_tools import bundle, data, entropy, models  # noqa: E402
 from train_fmnist import batches, kd_loss  # noqa: E402  (the BottleFit recipe's own)
 
 CL = torch.channels_last
@@ -93,6 +99,69 @@ def evaluate(student, images, labels, batch_size=1000):
     return 100.0 * correct / n, total_bits / n / 8.0
 
 
+def teacher_from_bundle(bundle_dir):
+    """The Fashion-MNIST teacher with the weights of a bundle's TorchScript full model."""
+    teacher = models.Teacher()
+    teacher.load_state_dict(torch.jit.load(os.path.join(bundle_dir, "full.pt")).state_dict())
+    return teacher
+
+
+def init_split_entry(bundle_dir, split_id, channels):
+    """The manifest entry of the BottleFit split --init-from names; exits with one line when the
+    bundle, the split or its files are not what the student needs."""
+    _, manifest = bundle.load_fmnist_manifest(bundle_dir, "train_entropic", "--init-from")
+    split = next((s for s in manifest["splits"] if s["id"] == split_id), None)
+    if split is None:
+        sys.exit(f"train_entropic: --init-from: {bundle_dir} has no split {split_id!r} "
+                 f"(it has {', '.join(s['id'] for s in manifest['splits'])})")
+    width = split["bottleneck"]["shape"][1]
+    if split.get("kind") != "bottlefit":
+        sys.exit(f"train_entropic: --init-from: split {split_id} is {split.get('kind')}, not a BottleFit split")
+    if list(split["bottleneck"]["shape"][1:]) != [channels, 7, 7]:
+        sys.exit(f"train_entropic: --init-from: split {split_id} has a {width} x 7 x 7 bottleneck, the student "
+                 f"{channels} x 7 x 7 (pass --channels {width})")
+    for f in ("full.pt", split["head"], split["tail"]):
+        if not os.path.exists(os.path.join(bundle_dir, f)):
+            sys.exit(f"train_entropic: --init-from: {os.path.join(bundle_dir, f)} does not exist")
+    return split
+
+
+@torch.no_grad()
+def init_from_split(student, bundle_dir, split, images, levels):
+    """Loads a BottleFit split's encoder and tail into `student` and folds a per-channel step into
+    them: the encoder's output becomes y / step (round(y / step) quantizes the split's bottleneck
+    uniformly, `levels` steps over each channel's 0.1-99.9 percentile range of `images`) and the
+    decoder's first convolution multiplies it back, so the float network computes what it did."""
+    head = torch.jit.load(os.path.join(bundle_dir, split["head"]))
+    tail = torch.jit.load(os.path.join(bundle_dir, split["tail"]))
+    student.encoder.load_state_dict(head.state_dict())
+    student.tail.load_state_dict(tail.state_dict())
+    student.eval()  # the split's batch-norm statistics stay as trained
+    y = torch.cat([student.encoder(data.normalize(images[i:i + 1000])) for i in range(0, images.shape[0], 1000)])
+    flat = y.transpose(0, 1).reshape(student.channels, -1)
+    step = (flat.quantile(0.999, dim=1) - flat.quantile(0.001, dim=1)) / levels
+    last = student.encoder.net[-1]
+    last.weight.div_(step.view(-1, 1, 1, 1))
+    last.bias.div_(step)
+    student.tail.decoder.net[0].weight.mul_(step.view(1, -1, 1, 1))
+    return step
+
+
+def fit_prior(student, images, gen, steps, batch_size):
+    """Fits the prior alone to the (frozen) encoder's noisy latent."""
+    opt = torch.optim.Adam(student.prior.parameters(), lr=1e-2)
+    student.eval()
+    for _ in range(steps):
+        idx = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
+        with torch.no_grad():
+            y = student.encoder(data.normalize(images[idx])).clamp(entropy.LOW, entropy.HIGH)
+            y = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        loss = entropy.bits(student.prior.likelihood(y)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 class RateControl:
     def __init__(self, target_bytes, lam, eta):
         self.target_bits = 8.0 * target_bytes
@@ -121,6 +190,11 @@ def main():
                     help="what the rate term and the rate control measure during training")
     ap.add_argument("--resume", action="store_true",
                     help="start from the saved entropic-c<C>.pt and run stage (ii) only")
+    ap.add_argument("--init-from", metavar="BUNDLE:SPLIT",
+                    help="start from this BottleFit split (e.g. models/fmnist-resnet:bf2) and run stage (ii) only")
+    ap.add_argument("--init-levels", type=float, default=12.0,
+                    help="--init-from: quantization steps over each channel's range at the start")
+    ap.add_argument("--prior-steps", type=int, default=400, help="--init-from: steps fitting the prior first")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -129,13 +203,27 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     teacher_path = os.path.join(args.train, "teacher.pt")
-    if not os.path.exists(teacher_path):
+    init_bundle = init_split = None
+    if args.init_from:
+        init_bundle, _, init_split = args.init_from.rpartition(":")
+        if not init_bundle or not init_split:
+            sys.exit(f"train_entropic: --init-from {args.init_from!r}: expected BUNDLE:SPLIT")
+        if args.resume:
+            sys.exit("train_entropic: --init-from and --resume exclude each other")
+        if args.init_levels <= 1:
+            sys.exit("train_entropic: --init-levels must be above 1")
+        init_entry = init_split_entry(init_bundle, init_split, args.channels)
+    elif not os.path.exists(teacher_path):
         sys.exit(f"train_entropic: {teacher_path} does not exist (run tools/train_fmnist.py --stage teacher first)")
     if args.target_bytes <= 0 or args.channels < 1:
         sys.exit("train_entropic: --target-bytes and --channels must be positive")
+    os.makedirs(args.train, exist_ok=True)
     train, test = data.load("train", args.data), data.load("test", args.data)
-    teacher = models.Teacher()
-    teacher.load_state_dict(torch.load(teacher_path))
+    if init_bundle:
+        teacher = teacher_from_bundle(init_bundle)
+    else:
+        teacher = models.Teacher()
+        teacher.load_state_dict(torch.load(teacher_path))
     teacher = teacher.to(memory_format=CL).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -151,6 +239,13 @@ def main():
         args.hd_epochs = 0
         acc, test_bytes = evaluate(student, *test)
         log(f"resumed {path}: test top-1 {acc:.2f}% at {test_bytes:.1f} B of information")
+    if init_bundle:
+        step = init_from_split(student, init_bundle, init_entry, train[0][:20000], args.init_levels)
+        fit_prior(student, train[0], gen, args.prior_steps, args.batch_size)
+        args.hd_epochs = 0
+        acc, test_bytes = evaluate(student, *test)
+        log(f"from {init_split} of {init_bundle} (steps {', '.join(f'{v:.4f}' for v in step.tolist())}), prior "
+            f"fitted in {args.prior_steps} steps: test top-1 {acc:.2f}% at {test_bytes:.1f} B of information")
     n_batches = math.ceil(train[0].shape[0] / args.batch_size)
     log(f"Fashion-MNIST: {train[0].shape[0]} train, {test[0].shape[0]} test images; {args.threads} threads, "
         f"seed {args.seed}; {args.channels} channels at 7x7, target {args.target_bytes} B of information")
@@ -225,6 +320,7 @@ def main():
             f"train rate {tot_b / seen / 8:.1f} B, lambda {rc.lam:.3g}; test top-1 {acc:.2f}% at "
             f"{test_bytes:.1f} B of information ({time.time() - t0:.0f} s)")
         torch.save(student.state_dict(), path)  # after every epoch: an interrupted run keeps its latest
+    torch.save(student.state_dict(), path)
     log(f"wrote {path}")
 
 
