@@ -191,7 +191,8 @@ TEST_F(Robustness, TruncatedFramesAndBadCrc) {
   }
   auto s = open_socket();
   auto bad = frame;
-  bad.back() ^= 0x55;
+  ASSERT_GT(bad.size(), proto::kHeaderSize);
+  bad.data()[bad.size() - 1] ^= 0x55;  // the body's last byte: the CRC no longer matches
   asio::write(s, asio::buffer(bad));
   expect_error_frame(read_to_eof(s), libsplit::StatusCode::kDataLoss);
   valid_request_succeeds();
@@ -246,7 +247,9 @@ TEST_F(Robustness, RandomBytesDoNotCrashOrGrowMemory) {
     read_to_eof(s);
   }
   const long after = rss_kb();
-  if (kCheckRss) EXPECT_LT(after - before, 32 * 1024) << "RSS grew from " << before << " kB to " << after << " kB";
+  if (kCheckRss) {
+    EXPECT_LT(after - before, 32 * 1024) << "RSS grew from " << before << " kB to " << after << " kB";
+  }
   valid_request_succeeds();
   const auto st = server_->stats();
   EXPECT_GT(st.protocol_errors, 100u);
@@ -280,7 +283,9 @@ TEST_F(Robustness, ThousandConnectsAndResetsMidFrame) {
   }
   valid_request_succeeds();
   const long after = rss_kb();
-  if (kCheckRss) EXPECT_LT(after - before, 32 * 1024) << "RSS grew from " << before << " kB to " << after << " kB";
+  if (kCheckRss) {
+    EXPECT_LT(after - before, 32 * 1024) << "RSS grew from " << before << " kB to " << after << " kB";
+  }
   EXPECT_GE(server_->stats().connections_accepted, 1000u);
 }
 
@@ -333,7 +338,9 @@ TEST_F(Robustness, HundredThousandRequestsInBoundedMemory) {
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const long after = rss_kb();
   EXPECT_EQ(ok, 105000u);
-  if (kCheckRss) EXPECT_LT(after - before, 16 * 1024) << "RSS grew from " << before << " kB to " << after << " kB over 100,000 requests";
+  if (kCheckRss) {
+    EXPECT_LT(after - before, 16 * 1024) << "RSS grew from " << before << " kB to " << after << " kB over 100,000 requests";
+  }
   std::printf("100,000 requests in %.1f s; RSS %ld kB -> %ld kB\n", s, before, after);
 }
 
