@@ -5,8 +5,9 @@ coded with its learned entropy tables (run with /usr/bin/python3).
   /usr/bin/python3 tools/export_entropic.py --train build/train --bundle models/fmnist-resnet
 
 Writes vb<C>_head.pt (the encoder: image -> latent y, C x 7 x 7), vb<C>_tail.pt (decoder + the
-fine-tuned teacher layers, taking the rounded latent) and vb<C>.tables (each channel's density,
-quantized to 16-bit frequencies over the codes its mass covers, plus the escape), and adds or
+fine-tuned teacher layers, taking the rounded latent) and vb<C>.tables (each channel's, or each
+latent element's, density quantized to 16-bit frequencies over the codes its mass covers, plus
+the escape), and adds or
 replaces split "vb<C>" in manifest.json (kind "variational", codec "s8rans"). The device sends
 round(y) clamped to [-128, 127], rANS-coded with those tables; the split's accuracy is measured
 on the whole test set that way, and the TorchScript files are checked against PyTorch.
@@ -38,8 +39,10 @@ def main():
         if not os.path.exists(p):
             sys.exit(f"export_entropic: {p} does not exist")
     manifest = json.load(open(mpath))
-    student = EntropicStudent(models.Teacher(), args.channels)
-    student.load_state_dict(torch.load(state))
+    weights = torch.load(state)
+    prior_size = weights["prior.matrices.0"].shape[0]  # one density per channel, or per element
+    student = EntropicStudent(models.Teacher(), args.channels, "channel" if prior_size == args.channels else "element")
+    student.load_state_dict(weights)
     student.eval()
     split_id = f"vb{args.channels}"
     example = torch.zeros(1, 1, 28, 28)
@@ -62,7 +65,7 @@ def main():
             correct_f += (tail(y).argmax(1) == lab).sum().item()
             py = student.tail(torch.round(student.encoder(x).clamp(entropy.LOW, entropy.HIGH))).argmax(1)
             mismatches += int((py != pq).sum())
-            info_bits += entropy.bits(student.prior.likelihood(y_hat)).sum().item()
+            info_bits += entropy.bits(student.likelihood(y_hat)).sum().item()
     n = images.shape[0]
     acc_f, acc_q, info = 100.0 * correct_f / n, 100.0 * correct_q / n, info_bits / n / 8
     if mismatches:
@@ -74,7 +77,7 @@ def main():
                                {"float": round(acc_f, 2), "codec": round(acc_q, 2)},
                                tables=f"{split_id}.tables", torchscript_matches_pytorch=True,
                                latent_channels=args.channels,
-                               entropy={"granularity": "channel", "learned": True,
+                               entropy={"granularity": student.prior_granularity, "learned": True,
                                         "information_bytes": round(info, 1), "tables_version": version})
     head.save(os.path.join(args.bundle, entry["head"]))
     tail.save(os.path.join(args.bundle, entry["tail"]))

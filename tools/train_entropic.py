@@ -53,15 +53,29 @@ def log(msg):
     print(msg, flush=True)
 
 
+LATENT_HW = 7 * 7  # the latent's positions
+
+
 class EntropicStudent(nn.Module):
-    def __init__(self, teacher, channels):
+    """prior "channel": one density per latent channel, shared by its 7 x 7 positions (Balle's
+    factorized prior); "element": one density per latent element (channel and position), still
+    fully factorized, for a latent of fixed size. The wire's tables follow the same order (a
+    tensor of n elements uses table i for elements [i*n/T, (i+1)*n/T), NCHW)."""
+
+    def __init__(self, teacher, channels, prior="channel"):
         super().__init__()
         self.channels = channels
         self.encoder = models.Encoder(channels)
-        self.prior = entropy.FactorizedPrior(channels)
+        self.prior_granularity = prior
+        self.prior = entropy.FactorizedPrior(channels * LATENT_HW if prior == "element" else channels)
         self.tail = models.Tail(teacher, "layer2", models.Decoder(channels))
 
     rate_on = "noisy"
+
+    def likelihood(self, y):
+        if self.prior.channels == self.channels:
+            return self.prior.likelihood(y)
+        return self.prior.likelihood(y.reshape(y.shape[0], -1, 1, 1))
 
     def forward(self, x):
         """(logits, decoder output, bits per image)."""
@@ -69,9 +83,9 @@ class EntropicStudent(nn.Module):
         y_hat = entropy.quantize_symbols(y)
         if self.training and self.rate_on == "noisy":
             noisy = y.clamp(entropy.LOW, entropy.HIGH) + torch.empty_like(y).uniform_(-0.5, 0.5)
-            lik = self.prior.likelihood(noisy)
+            lik = self.likelihood(noisy)
         else:
-            lik = self.prior.likelihood(y_hat)
+            lik = self.likelihood(y_hat)
         dec = self.tail.decoder(y_hat)
         return self.tail.stages(dec), dec, entropy.bits(lik)
 
@@ -156,7 +170,7 @@ def fit_prior(student, images, gen, steps, batch_size):
         with torch.no_grad():
             y = student.encoder(data.normalize(images[idx])).clamp(entropy.LOW, entropy.HIGH)
             y = y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        loss = entropy.bits(student.prior.likelihood(y)).mean()
+        loss = entropy.bits(student.likelihood(y)).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -195,6 +209,12 @@ def main():
     ap.add_argument("--init-levels", type=float, default=12.0,
                     help="--init-from: quantization steps over each channel's range at the start")
     ap.add_argument("--prior-steps", type=int, default=400, help="--init-from: steps fitting the prior first")
+    ap.add_argument("--prior", choices=["channel", "element"], default="channel",
+                    help="one density per latent channel (default) or per latent element")
+    ap.add_argument("--freeze-encoder", action="store_true",
+                    help="stage (ii) trains the tail alone: the encoder and the prior (so the rate) stay as they are")
+    ap.add_argument("--freeze-bn", action="store_true",
+                    help="stage (ii) keeps every batch-norm layer's statistics (eval mode) while it trains")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -229,7 +249,7 @@ def main():
         p.requires_grad_(False)
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 3)
-    student = EntropicStudent(copy.deepcopy(teacher), args.channels).to(memory_format=CL)
+    student = EntropicStudent(copy.deepcopy(teacher), args.channels, args.prior).to(memory_format=CL)
     student.rate_on = args.rate_on
     path = os.path.join(args.train, f"entropic-c{args.channels}.pt")
     if args.resume:
@@ -282,10 +302,12 @@ def main():
             f"{tot_d / seen:.2f}, train rate {tot_b / seen / 8:.1f} B, lambda {rc.lam:.3g}; test top-1 {acc:.2f}% "
             f"at {test_bytes:.1f} B ({time.time() - t0:.0f} s)")
 
-    # Stage (ii): knowledge distillation of the whole student, rate term kept.
-    for p in student.parameters():
-        p.requires_grad_(True)
-    net_params = [p for n, p in student.named_parameters() if not n.startswith("prior.")]
+    # Stage (ii): knowledge distillation of the whole student, rate term kept (--freeze-encoder:
+    # of the tail alone, on the fixed quantized latent).
+    frozen = ("encoder.", "prior.") if args.freeze_encoder else ()
+    for n, p in student.named_parameters():
+        p.requires_grad_(not n.startswith(frozen))
+    net_params = [p for n, p in student.named_parameters() if not n.startswith(("prior.",) + frozen)]
     opt = torch.optim.SGD(net_params, lr=args.kd_lr, momentum=0.9, weight_decay=5e-4)
     opt_prior = torch.optim.Adam(student.prior.parameters(), lr=1e-3)
     steps = args.kd_epochs * n_batches
@@ -295,6 +317,12 @@ def main():
     for epoch in range(args.kd_epochs):
         t0, tot_l, tot_b, seen = time.time(), 0.0, 0.0, 0
         student.train()
+        if args.freeze_encoder:
+            student.encoder.eval()  # its batch-norm statistics too
+        if args.freeze_bn:
+            for m in student.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
         for idx in batches(train[0].shape[0], args.batch_size, gen):
             x = data.normalize(data.augment(train[0][idx], gen)).contiguous(memory_format=CL)
             y = train[1][idx]
@@ -308,10 +336,11 @@ def main():
             opt_prior.zero_grad()
             loss.backward()
             opt.step()
-            opt_prior.step()
             sched.step()
-            sched_prior.step()
-            rc.step(rate.item())
+            if not args.freeze_encoder:
+                opt_prior.step()
+                sched_prior.step()
+                rc.step(rate.item())
             tot_l += task.item() * idx.numel()
             tot_b += rate.item() * idx.numel()
             seen += idx.numel()
