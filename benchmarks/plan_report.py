@@ -10,7 +10,8 @@
 
 The measured cost is computed here, independently of libsplit's planner, with the cost model of
 include/libsplit/plan.h, but from what each run measured: latency, device time (head +
-encode), request and reply bytes, tail time (each run's mean, or with --stat p50 its median),
+encode; its CPU time is charged at compute power and the rest of the latency at idle power),
+request and reply bytes, tail time (each run's mean, or with --stat p50 its median),
 and the edge's utilisation from the load generator's achieved rate and mean tail time plus the
 device's own requests. Round work (pruning, fine-tuning, moving weights and data) comes from the
 same profiles as the plan's. The mean is the expectation a cost should use; under a CPU quota,
@@ -42,13 +43,16 @@ def profiles(args):
     def mean(r, stage):
         return r["latency_ms"][stage][args.stat]
 
+    def cpu(r):  # the device's CPU time over its stages (absent in runs of an older split-client)
+        return r["latency_ms"]["device_cpu"][args.stat] if "device_cpu" in r["latency_ms"] else 0.0
+
     def size(name):
         return os.path.getsize(os.path.join(args.bundle, name))
 
     local, off = run("local"), run("offload")
     models = [{
         "name": "full", "kind": "full", "accuracy": man.get("accuracy", {}).get("full", -1),
-        "device_ms": mean(local, "head"), "edge_ms": mean(off, "tail"),
+        "device_ms": mean(local, "head"), "device_cpu_ms": cpu(local), "edge_ms": mean(off, "tail"),
         "request_bytes": off["wire_bytes_per_request"], "reply_bytes": off["response_bytes_per_request"],
         "device_finetune_ms": dev["full"]["finetune_round_ms"], "edge_finetune_ms": edge["full"]["finetune_round_ms"],
         "weight_bytes": size(man["full"])}]
@@ -56,7 +60,7 @@ def profiles(args):
         r = run(loc["id"])
         models.append({
             "name": loc["id"], "kind": "pruned", "accuracy": loc.get("accuracy", -1),
-            "device_ms": mean(r, "head"),
+            "device_ms": mean(r, "head"), "device_cpu_ms": cpu(r),
             "device_finetune_ms": dev[loc["id"]]["finetune_round_ms"],
             "edge_finetune_ms": edge[loc["id"]]["finetune_round_ms"],
             "device_prune_ms": dev[loc["id"]].get("prune_ms", 0), "edge_prune_ms": edge[loc["id"]].get("prune_ms", 0),
@@ -65,7 +69,7 @@ def profiles(args):
         r = run(s["id"])
         models.append({
             "name": s["id"], "kind": "split", "accuracy": s.get("accuracy", {}).get("codec", -1),
-            "device_ms": mean(r, "head") + mean(r, "encode"), "edge_ms": mean(r, "tail"),
+            "device_ms": mean(r, "head") + mean(r, "encode"), "device_cpu_ms": cpu(r), "edge_ms": mean(r, "tail"),
             "request_bytes": r["wire_bytes_per_request"], "reply_bytes": r["response_bytes_per_request"],
             "device_finetune_ms": dev[s["id"]]["finetune_round_ms"], "edge_finetune_ms": edge[s["id"]]["finetune_round_ms"],
             "head_bytes": size(s["head"]), "tail_bytes": size(s["tail"])})
@@ -91,9 +95,12 @@ def measured_cost(opt, prof, run, s, bg_util, stat="mean"):
         rho = bg_util + s["request_rate_hz"] * edge_s / s["edge_workers"]
     else:
         edge_s, nbytes, rho = 0.0, 0.0, bg_util
-    device_j = s["device_compute_w"] * device_s + bits_j * nbytes
-    if remote:
-        device_j += s["device_idle_w"] * max(lat_s - device_s, 0.0)
+    # Compute energy for the device's CPU time (when the run measured it), idle power for the rest
+    # of the latency: under a CPU quota a pass also waits for the CPU, which costs no compute.
+    cpu_s = device_s
+    if "device_cpu" in run["latency_ms"] and device_s > 0:
+        cpu_s = min(run["latency_ms"]["device_cpu"][stat] / 1000.0, device_s)
+    device_j = s["device_compute_w"] * cpu_s + bits_j * nbytes + s["device_idle_w"] * max(lat_s - cpu_s, 0.0)
     edge_j = s["edge_w"] * edge_s
     k = s["inferences_per_round"]
     if k > 0:

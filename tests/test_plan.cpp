@@ -118,6 +118,47 @@ TEST(Plan, DevicePipelinesMatchHandComputation) {
   EXPECT_DOUBLE_EQ(local->bytes, 0);
 }
 
+// With the device's CPU time measured (device_cpu_ms), compute power is charged for it alone and
+// idle power for the rest of the latency (a CPU quota's waits cost no compute).
+TEST(Plan, DeviceCpuTimeIsChargedAtComputePowerTheRestAtIdle) {
+  auto ms = models();
+  ms[1].device_cpu_ms = 4;  // the pruned model: 10 ms on the clock, 4 ms of it computing
+  ms[2].device_cpu_ms = 1;  // the split's head: 4 ms on the clock, 1 ms computing
+  auto p = make_plan(ms, base());
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  const Estimate* local = find(*p, "p prune@device finetune@device infer@device");
+  ASSERT_NE(local, nullptr);
+  EXPECT_DOUBLE_EQ(local->latency_ms, 10);  // latency is still the clock's
+  // 5 W * 4 ms + 1 W * 6 ms, plus the round's (5 + 25) J / 100.
+  EXPECT_NEAR(local->device_energy_j, 0.02 + 0.006 + 0.3, 1e-12);
+  const Estimate* split = find(*p, "bf finetune@device infer@split");
+  ASSERT_NE(split, nullptr);
+  const double lat_s = (4 + 0.2 + 0.1 + 10 + 3 / 0.47) / 1000;
+  EXPECT_NEAR(split->latency_ms, lat_s * 1000, 1e-9);
+  // 5 W * 1 ms + radio 300 B * 0.8 uJ + 1 W * (latency - 1 ms) + the round's work.
+  auto plain = make_plan(models(), base());
+  ASSERT_TRUE(plain.ok());
+  const Estimate* before = find(*plain, "bf finetune@device infer@split");
+  ASSERT_NE(before, nullptr);
+  // Against the same split without a CPU time (4 ms of compute): 3 ms moved from 5 W to 1 W.
+  EXPECT_NEAR(before->device_energy_j - split->device_energy_j, 0.003 * (5 - 1), 1e-12);
+  EXPECT_NEAR(split->device_energy_j - (0.005 + 300 * 0.8e-6 + (lat_s - 0.001)),
+              before->device_energy_j - (0.02 + 300 * 0.8e-6 + (lat_s - 0.004)), 1e-12);
+  // A CPU time above the clock's is taken as the clock's; a negative one is an error.
+  ms[1].device_cpu_ms = 50;
+  p = make_plan(ms, base());
+  ASSERT_TRUE(p.ok());
+  EXPECT_NEAR(find(*p, "p prune@device finetune@device infer@device")->device_energy_j, 0.05 + 0.3, 1e-12);
+  ms[1].device_cpu_ms = -1;
+  EXPECT_FALSE(make_plan(ms, base()).ok());
+  auto parsed = parse_profiles(
+      R"({"models": [{"name": "full", "kind": "full", "device_ms": 20, "device_cpu_ms": 7, "edge_ms": 5}]})", "p.json");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().to_string();
+  EXPECT_DOUBLE_EQ(parsed->at(0).device_cpu_ms, 7);
+  EXPECT_FALSE(parse_profiles(R"({"models": [{"name": "full", "kind": "full", "device_ms": 20, "device_cpu_ms": "x",
+                                  "edge_ms": 5}]})", "p.json").ok());
+}
+
 TEST(Plan, SplitMovesTheHalfNotFineTunedWhereItRuns) {
   auto p = make_plan(models(), base());
   ASSERT_TRUE(p.ok());

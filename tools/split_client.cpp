@@ -146,7 +146,7 @@ struct Run {
   std::string name;
   bool dynamic = false;
   libsplit::Strategy strategy;
-  std::vector<double> head, encode, network, queue, tail, total;
+  std::vector<double> head, encode, network, queue, tail, total, device_cpu;
   int64_t ok = 0, failures = 0, correct = 0;
   size_t wire_bytes = 0, payload_bytes = 0, response_bytes = 0;
   std::map<std::string, int64_t> errors;
@@ -513,6 +513,7 @@ int main(int argc, char** argv) {
       run.queue.push_back(r->server_queue_us / 1000);
       run.tail.push_back(r->tail_us / 1000);
       run.total.push_back(r->total_us / 1000);
+      run.device_cpu.push_back(r->device_cpu_us / 1000);
       run.wire_bytes += r->request_bytes;
       run.payload_bytes += r->payload_bytes;
       run.response_bytes += r->response_bytes;
@@ -561,7 +562,8 @@ int main(int argc, char** argv) {
                                    : codec.empty() ? libsplit::codec_name(m.splits[run.strategy.split].codec)
                                                    : codec;
     const auto ph = percentiles(run.head), pe = percentiles(run.encode), pn = percentiles(run.network),
-               pq = percentiles(run.queue), pt = percentiles(run.tail), pa = percentiles(run.total);
+               pq = percentiles(run.queue), pt = percentiles(run.tail), pa = percentiles(run.total),
+               pc = percentiles(run.device_cpu);
     const double accuracy = ok ? 100.0 * double(run.correct) / double(ok) : 0.0;
     const double wire_per = ok ? double(run.wire_bytes) / double(ok) : 0.0;
     const double payload_per = ok ? double(run.payload_bytes) / double(ok) : 0.0;
@@ -626,7 +628,8 @@ int main(int argc, char** argv) {
       << ",\n  \"rate_hz\": " << rate_hz << ",\n  \"elapsed_s\": " << run_s
       << ",\n  \"throughput_rps\": " << (run_s > 0 ? double(ok) / run_s : 0.0) << ",\n  \"latency_ms\": {\n    \"head\": "
       << jp(ph) << ",\n    \"encode\": " << jp(pe) << ",\n    \"network\": " << jp(pn) << ",\n    \"queue\": " << jp(pq)
-      << ",\n    \"tail\": " << jp(pt) << ",\n    \"total\": " << jp(pa) << "\n  }\n}";
+      << ",\n    \"tail\": " << jp(pt) << ",\n    \"total\": " << jp(pa) << ",\n    \"device_cpu\": " << jp(pc)
+      << "\n  }\n}";
     js += f.str() + (several ? (k + 1 < runs.size() ? ",\n" : "\n]\n") : "\n");
   }
   if (!json_path.empty()) {

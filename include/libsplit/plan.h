@@ -23,7 +23,8 @@
 //            the device's own requests count only when they go to the edge); rho >= 1 makes the
 //            options that infer on the edge infeasible (edge_load < 1 keeps round work possible)
 //   device energy = compute_w * device compute + energy_per_bit * bits sent and received
-//                   + idle_w * time waiting for the edge
+//                   + idle_w * the rest of the inference's latency (waiting for the edge, or
+//                   for the CPU when the device's compute is its CPU time: device_cpu_ms)
 //   edge energy   = edge_w * edge busy time
 //   cost          = device energy + edge_price * edge energy / (1 - rho)
 // The edge's energy is priced by its congestion: at utilisation rho a unit of work delays the
@@ -61,6 +62,10 @@ struct ModelProfile {
   enum class Kind { kFull, kPruned, kSplit } kind = Kind::kFull;
   double accuracy = -1;    // top-1 % (-1 = unknown: fails any accuracy floor)
   double device_ms = 0;    // whole: one inference on the device; split: head + encode
+  // The CPU time of device_ms's work (the process's, as split-client --json reports it): what
+  // the device's compute energy is charged for; the rest of device_ms is waiting (a CPU quota's
+  // throttling, other tenants) and charged at idle power. 0 = all of device_ms is compute.
+  double device_cpu_ms = 0;
   double edge_ms = 0;      // full: one inference on the edge; split: the tail (unused for pruned)
   double request_bytes = 0;  // full: the offloaded input's request; split: the bottleneck's
   double reply_bytes = 0;    // the answer's frame

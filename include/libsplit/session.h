@@ -44,6 +44,10 @@ struct Inference {
   // encode: codec; network: round trip minus the server's queue and tail time;
   // tail: as the server reported it (its queue wait in server_queue_us); total: end to end.
   double head_us = 0, encode_us = 0, network_us = 0, server_queue_us = 0, tail_us = 0, total_us = 0;
+  // CPU time this process spent over the device's stages (head and encode), microseconds: what
+  // the device computed, without the time it waited for the CPU (a CPU quota's throttling, other
+  // processes). Counts every thread of the process meanwhile.
+  double device_cpu_us = 0;
   size_t request_bytes = 0;   // whole request frame, header included (0 for local)
   size_t payload_bytes = 0;   // encoded tensor bytes alone
   size_t response_bytes = 0;  // whole reply frame (0 for local)

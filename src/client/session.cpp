@@ -1,6 +1,7 @@
 #include "libsplit/session.h"
 
 #include <chrono>
+#include <ctime>
 
 #include "common/errors.h"
 #include "libsplit/preprocess.h"
@@ -13,6 +14,12 @@ using detail::invalid_argument;
 namespace {
 double us_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+}
+// The process's CPU time, microseconds.
+double cpu_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) / 1e3;
 }
 // Fills the remote stages from a server reply. network = round trip - server queue - tail.
 Result<Inference> finish_remote(Result<Reply> r, Clock::time_point t0, Inference* inf) {
@@ -99,19 +106,23 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
     const CodecSpec spec{st.codec == "png" ? CodecKind::kImagePng : CodecKind::kImageU8, 8};
     if (!st.codec.empty() && st.codec != "png" && st.codec != "u8image")
       return invalid_argument("offload sends raw pixels or png, not ", st.codec);
+    const double c = cpu_us();
     LIBSPLIT_RETURN_IF_ERROR(encode(pixels, spec, &enc));
     inf.encode_us = us_since(t);
+    inf.device_cpu_us = cpu_us() - c;
     inf.payload_bytes = enc.payload.size();
     return finish_remote(client_->infer(Client::kFullModel, enc, k, deadline_ms), t0, &inf);
   }
   // The head stage counts the input's normalization: it is the model's, whichever side runs it.
   auto t = Clock::now();
+  const double c = cpu_us();
   Tensor x = pixels;
   LIBSPLIT_RETURN_IF_ERROR(normalize_input(m.input, &x));
   if (st.kind == Strategy::Kind::kLocal) {
     auto out = st.local < 0 ? bundle_->run_full(x) : bundle_->run_local(size_t(st.local), x);
     if (!out.ok()) return out.status();
     inf.head_us = us_since(t);
+    inf.device_cpu_us = cpu_us() - c;
     inf.top = top_k(*out, k);
     inf.total_us = us_since(t0);
     return inf;
@@ -133,6 +144,7 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
   EncodedTensor enc;
   LIBSPLIT_RETURN_IF_ERROR(encode(*z, spec, &enc, bundle_->tables(st.split)));
   inf.encode_us = us_since(t);
+  inf.device_cpu_us = cpu_us() - c;
   inf.payload_bytes = enc.payload.size();
   return finish_remote(client_->infer(uint16_t(remote_index_[st.split]), enc, k, deadline_ms), t0, &inf);
 }

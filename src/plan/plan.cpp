@@ -79,7 +79,7 @@ Status validate(const std::vector<ModelProfile>& models, const Scenario& s) {
     if (m.kind == ModelProfile::Kind::kFull) ++full;
     if (!std::isfinite(m.accuracy) || m.accuracy > 100)
       return invalid_argument(where, ": accuracy must be a top-1 % (<= 100; negative = unknown), got ", m.accuracy);
-    const double fields[] = {m.device_ms, m.edge_ms, m.request_bytes, m.reply_bytes, m.device_finetune_ms,
+    const double fields[] = {m.device_ms, m.device_cpu_ms, m.edge_ms, m.request_bytes, m.reply_bytes, m.device_finetune_ms,
                              m.edge_finetune_ms, m.device_prune_ms, m.edge_prune_ms, m.weight_bytes, m.head_bytes,
                              m.tail_bytes};
     for (double v : fields)
@@ -116,8 +116,11 @@ Estimate estimate(const ModelProfile& m, const Placement& p, const Scenario& s) 
     e.latency_ms = (device_s + transfer_s(m.request_bytes, s) + transfer_s(m.reply_bytes, s) + s.rtt_ms / 1000.0 +
                     response_s) * 1000.0;
   }
-  double device_j = s.device_compute_w * device_s + radio_j(bytes, s);
-  if (remote && std::isfinite(e.latency_ms)) device_j += s.device_idle_w * (e.latency_ms / 1000.0 - device_s);
+  // The device computes for its CPU time (device_cpu_ms, when measured) and waits, at idle power,
+  // for the rest of the latency.
+  const double cpu_s = m.device_cpu_ms > 0 && device_s > 0 ? std::min(m.device_cpu_ms / 1000.0, device_s) : device_s;
+  double device_j = s.device_compute_w * cpu_s + radio_j(bytes, s);
+  if (std::isfinite(e.latency_ms)) device_j += s.device_idle_w * std::max(e.latency_ms / 1000.0 - cpu_s, 0.0);
   double edge_j = s.edge_w * edge_busy_s;
 
   // Per round, spread over its inferences.
@@ -239,6 +242,7 @@ Result<std::vector<ModelProfile>> parse_profiles(const std::string& text, const 
     else return invalid_argument(where, ".kind: expected \"full\", \"pruned\" or \"split\", got ", mj.contains("kind") ? mj["kind"].dump() : "nothing");
     LIBSPLIT_RETURN_IF_ERROR(number(mj, "accuracy", &m.accuracy, where));
     LIBSPLIT_RETURN_IF_ERROR(number(mj, "device_ms", &m.device_ms, where));
+    LIBSPLIT_RETURN_IF_ERROR(number(mj, "device_cpu_ms", &m.device_cpu_ms, where));
     LIBSPLIT_RETURN_IF_ERROR(number(mj, "edge_ms", &m.edge_ms, where));
     LIBSPLIT_RETURN_IF_ERROR(number(mj, "request_bytes", &m.request_bytes, where));
     LIBSPLIT_RETURN_IF_ERROR(number(mj, "reply_bytes", &m.reply_bytes, where));
