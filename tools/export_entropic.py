@@ -7,10 +7,10 @@ coded with its learned entropy tables (run with /usr/bin/python3).
 Writes vb<C>_head.pt (the encoder: image -> latent y, C x 7 x 7), vb<C>_tail.pt (decoder + the
 fine-tuned teacher layers, taking the rounded latent) and vb<C>.tables (each channel's, or each
 latent element's, density quantized to 16-bit frequencies over the codes its mass covers, plus
-the escape), and adds or
-replaces split "vb<C>" in manifest.json (kind "variational", codec "s8rans"). The device sends
-round(y) clamped to [-128, 127], rANS-coded with those tables; the split's accuracy is measured
-on the whole test set that way, and the TorchScript files are checked against PyTorch.
+the escape), and adds or replaces split "vb<C>" in manifest.json (kind "variational", codec
+"s8rans"). The device sends round(y) clamped to [-128, 127], rANS-coded with those tables; the
+split's accuracy is measured on the whole test set that way, and the TorchScript files are
+checked against PyTorch.
 Other splits and files of the bundle are left as they are.
 """
 import argparse

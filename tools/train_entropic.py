@@ -73,9 +73,9 @@ class EntropicStudent(nn.Module):
     rate_on = "noisy"
 
     def likelihood(self, y):
-        if self.prior.channels == self.channels:
-            return self.prior.likelihood(y)
-        return self.prior.likelihood(y.reshape(y.shape[0], -1, 1, 1))
+        if self.prior_granularity == "element":  # each element its own "channel" of the prior
+            y = y.reshape(y.shape[0], -1, 1, 1)
+        return self.prior.likelihood(y)
 
     def forward(self, x):
         """(logits, decoder output, bits per image)."""
