@@ -34,10 +34,11 @@ int usage() {
   std::fprintf(stderr,
                "usage: bench-overhead --bundle DIR [--split ID] [--requests N (1000)] [--warmup N (50)]\n"
                "                      [--threads T (1)] [--io-thread] [--inline-tail-max-us US]\n"
-               "                      [--busy-poll-us US] [--json PATH]\n"
+               "                      [--busy-poll-us US] [--no-optimize] [--json PATH]\n"
                "--io-thread: the client gets its own I/O thread (default: caller-driven, as split-client)\n"
                "--inline-tail-max-us: the server's ServerOptions::inline_tail_max_us (default: the server's default)\n"
-               "--busy-poll-us: ServerOptions::busy_poll_us and ClientOptions::busy_poll_us (default 0: no spinning)\n");
+               "--busy-poll-us: ServerOptions::busy_poll_us and ClientOptions::busy_poll_us (default 0: no spinning)\n"
+               "--no-optimize: head and tail run as loaded (BundleOptions::optimize and ServerOptions::optimize false)\n");
   return 2;
 }
 
@@ -46,7 +47,7 @@ int usage() {
 int main(int argc, char** argv) {
   std::string bundle_dir, split, json_path;
   int requests = 1000, warmup = 50, threads = 1, inline_us = -1, busy_us = 0;
-  bool io_thread = false;
+  bool io_thread = false, optimize = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     else if (a == "--io-thread") io_thread = true;
     else if (a == "--inline-tail-max-us") inline_us = std::atoi(next().c_str());
     else if (a == "--busy-poll-us") busy_us = std::atoi(next().c_str());
+    else if (a == "--no-optimize") optimize = false;
     else return usage();
   }
   if (bundle_dir.empty() || requests < 1 || warmup < 0 || threads < 1 || busy_us < 0) return usage();
@@ -67,6 +69,7 @@ int main(int argc, char** argv) {
   bo.load_tails = false;
   bo.load_full = false;
   bo.intra_op_threads = threads;
+  bo.optimize = optimize;
   auto bundle = libsplit::Bundle::open(bundle_dir, bo);
   if (!bundle.ok()) return std::fprintf(stderr, "bench-overhead: %s\n", bundle.status().to_string().c_str()), 1;
   const auto& m = (*bundle)->manifest();
@@ -80,6 +83,7 @@ int main(int argc, char** argv) {
   so.listen = "127.0.0.1:0";
   so.workers = 1;
   so.torch_threads = threads;
+  so.optimize = optimize;
   so.summary_interval_ms = 0;
   if (inline_us >= 0) so.inline_tail_max_us = uint32_t(inline_us);
   so.busy_poll_us = uint32_t(busy_us);

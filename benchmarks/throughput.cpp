@@ -14,6 +14,7 @@
 //                    [--torch-threads T (1)] [--batch N (4)] [--batch-delay-us D (5000)]
 //                    [--seconds S (20)] [--warmup-s S (3)] [--rounds R (3)] [--modes LIST] [--json PATH]
 // --modes: comma-separated subset of tight, tight-bN, daemon-b1, daemon-bN (default: all four).
+// --no-optimize: models run as loaded (BundleOptions/ServerOptions::optimize false).
 // --inline-tail-max-us: the daemons' ServerOptions::inline_tail_max_us (default: the server's).
 #include <algorithm>
 #include <atomic>
@@ -40,7 +41,7 @@ int usage() {
                "usage: bench-throughput --bundle DIR [--split ID] [--clients C (8)] [--workers W (2)]\n"
                "                        [--torch-threads T (1)] [--batch N (4)] [--batch-delay-us D (5000)]\n"
                "                        [--seconds S (20)] [--warmup-s S (3)] [--rounds R (3)] [--modes LIST]\n"
-               "                        [--inline-tail-max-us US] [--json PATH]\n"
+               "                        [--inline-tail-max-us US] [--no-optimize] [--json PATH]\n"
                "--modes: comma-separated subset of tight, tight-bN, daemon-b1, daemon-bN (default: all)\n");
   return 2;
 }
@@ -103,6 +104,7 @@ Phase run_loops(int threads, double warmup_s, double seconds, F one) {
 int main(int argc, char** argv) {
   std::string bundle_dir, split, json_path, modes;
   int inline_us = -1;  // -1: the server's default
+  bool optimize = true;  // --no-optimize: models run as loaded
   int clients = 8, workers = 2, torch_threads = 1, batch = 4, rounds = 3;
   uint32_t delay_us = 5000;
   double seconds = 20, warmup_s = 3;
@@ -122,6 +124,7 @@ int main(int argc, char** argv) {
     else if (a == "--json") json_path = next();
     else if (a == "--modes") modes = next();
     else if (a == "--inline-tail-max-us") inline_us = int(std::atoi(next().c_str()));
+    else if (a == "--no-optimize") optimize = false;
     else return usage();
   }
   if (bundle_dir.empty() || clients < 1 || workers < 1 || torch_threads < 1 || batch < 2 || seconds <= 0 ||
@@ -131,6 +134,7 @@ int main(int argc, char** argv) {
   libsplit::BundleOptions bo;
   bo.load_full = false;
   bo.intra_op_threads = torch_threads;
+  bo.optimize = optimize;
   auto bundle = libsplit::Bundle::open(bundle_dir, bo);
   if (!bundle.ok()) return std::fprintf(stderr, "bench-throughput: %s\n", bundle.status().to_string().c_str()), 1;
   const auto& m = (*bundle)->manifest();
@@ -165,6 +169,7 @@ int main(int argc, char** argv) {
     so.listen = "127.0.0.1:0";
     so.workers = workers;
     so.torch_threads = torch_threads;
+    so.optimize = optimize;
     so.max_batch = uint32_t(max_batch);
     so.batch_delay_us = max_batch > 1 ? delay_us : 0;
     so.summary_interval_ms = 0;

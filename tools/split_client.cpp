@@ -249,6 +249,10 @@ int main(int argc, char** argv) {
   app.add_option("--deadline-ms", deadline_ms, "Deadline of each request")->capture_default_str();
   app.add_option("--threads", threads, "LibTorch intra-op threads on the device")->capture_default_str()->check(CLI::Range(1, 256));
   app.add_option("--device", device, "cpu, or cuda[:N] where LibTorch has CUDA")->capture_default_str();
+  bool no_optimize = false;
+  app.add_flag("--no-optimize", no_optimize,
+               "Run the device's models as loaded instead of optimized for inference (frozen, batch norm folded "
+               "into the convolutions, oneDNN convolutions where LibTorch has them)");
   std::string token_file;
   app.add_option("--token-file", token_file, "File holding the server's pre-shared token")->check(CLI::ExistingFile);
   uint32_t reconnect_max_ms = 5000;
@@ -357,6 +361,7 @@ int main(int argc, char** argv) {
   bo.device = device;
   bo.load_tails = false;
   bo.intra_op_threads = threads;
+  bo.optimize = !no_optimize;
   // Dynamic with local models among its candidates: all of the bundle's by default.
   bool dynamic_local = dynamic && dopt.local_models.empty() && !manifest->local.empty();
   for (const auto& id : dopt.local_models) dynamic_local |= manifest->find_local(id) >= 0;

@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
   app.add_option("--torch-threads", o.torch_threads, "LibTorch intra-op threads per forward pass")
       ->capture_default_str()->check(CLI::Range(1, 256));
   app.add_option("--device", o.device, "cpu, or cuda[:N] where LibTorch has CUDA")->capture_default_str();
+  bool no_optimize = false;
+  app.add_flag("--no-optimize", no_optimize,
+               "Run the tails as loaded instead of optimized for inference (frozen, batch norm folded into the "
+               "convolutions, oneDNN convolutions where LibTorch has them)");
   app.add_option("--max-frame-bytes", o.max_frame_bytes, "Largest accepted frame body in bytes")->capture_default_str();
   app.add_option("--max-connections", o.max_connections, "Connections beyond this are closed at once")->capture_default_str();
   app.add_option("--max-in-flight", o.max_in_flight_per_connection, "Requests in flight per connection")->capture_default_str();
@@ -80,6 +84,7 @@ int main(int argc, char** argv) {
   app.add_option("--summary-interval-ms", o.summary_interval_ms, "Period of the summary log line (0 = off)")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  o.optimize = !no_optimize;
   if (print_config) {
     // Every option with its value, defaults included; the switch itself is left out.
     std::string text = app.config_to_str(/*default_also=*/true, /*write_description=*/false);

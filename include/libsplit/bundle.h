@@ -87,6 +87,11 @@ struct BundleOptions {
   int warmup_runs = 2;         // forward passes per loaded model at open (0..100); they also
                                // check the output shapes against the manifest
   int intra_op_threads = 0;    // > 0 sets LibTorch's (process-wide) intra-op thread count
+  bool optimize = true;        // freeze each module for inference at open (parameters become
+                               // constants, batch norm folds into the convolutions, CPU
+                               // convolutions run on oneDNN where LibTorch has it); same
+                               // outputs to float rounding. A module that cannot be optimized
+                               // runs as loaded (logged). false: every module runs as loaded
 };
 
 // A loaded bundle. Create with open(); the run_* calls are thread-safe (concurrent forward

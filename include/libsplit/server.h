@@ -24,6 +24,7 @@ struct ServerOptions {
   int io_threads = 1;                     // threads doing socket I/O, 1..64
   int workers = 2;                        // threads running tails, 1..256
   int torch_threads = 1;                  // LibTorch intra-op threads per forward, 1..256
+  bool optimize = true;                   // tails optimized for inference at load (BundleOptions)
   uint32_t max_frame_bytes = 4u << 20;    // largest accepted frame body, bytes (>= 1024)
   uint32_t handshake_timeout_ms = 5000;   // a new connection must finish its hello within this
   uint32_t frame_timeout_ms = 10000;      // a started frame must arrive completely within this

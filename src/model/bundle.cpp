@@ -34,14 +34,24 @@ bool file_exists(const std::string& path) {
 std::vector<int64_t> to_shape(const at::Tensor& t) { return std::vector<int64_t>(t.sizes().begin(), t.sizes().end()); }
 
 Result<torch::jit::Module> load_module(const std::string& dir, const std::string& file, const std::string& field,
-                                       const torch::Device& device) {
+                                       const torch::Device& device, bool optimize) {
   const std::string path = dir + "/" + file;
   if (!file_exists(path))
     return detail::not_found(path, ": file named by manifest field \"", field, "\" does not exist");
   try {
     auto m = torch::jit::load(path, device);
     m.eval();
-    return m;
+    if (!optimize) return m;
+    try {
+      return torch::jit::optimize_for_inference(m);
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+      detail::logger()->warn("{}: runs as loaded, optimizing it for inference failed ({})", path, what);
+      auto plain = torch::jit::load(path, device);  // not m: optimizing may have changed it in place
+      plain.eval();
+      return plain;
+    }
   } catch (const std::exception& e) {
     std::string what = e.what();
     if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
@@ -122,7 +132,7 @@ Result<std::unique_ptr<Bundle>> Bundle::open(const std::string& dir, const Bundl
   const auto& man = impl->manifest;
   const auto& dev = impl->device;
   if (o.load_full) {
-    auto full = load_module(dir, man.full, "full", dev);
+    auto full = load_module(dir, man.full, "full", dev, o.optimize);
     if (!full.ok()) return full.status();
     LIBSPLIT_RETURN_IF_ERROR(warm_up(*full, man.input.shape, man.output_shape, dir + "/" + man.full, "output.shape", dev,
                                      o.warmup_runs));
@@ -131,7 +141,7 @@ Result<std::unique_ptr<Bundle>> Bundle::open(const std::string& dir, const Bundl
   impl->local.resize(man.local.size());
   for (size_t i = 0; o.load_local && i < man.local.size(); ++i) {
     const auto& l = man.local[i];
-    auto model = load_module(dir, l.file, cat("local[", i, "].file"), dev);
+    auto model = load_module(dir, l.file, cat("local[", i, "].file"), dev, o.optimize);
     if (!model.ok()) return model.status();
     LIBSPLIT_RETURN_IF_ERROR(warm_up(*model, man.input.shape, man.output_shape, dir + "/" + l.file, "output.shape", dev,
                                      o.warmup_runs));
@@ -156,14 +166,14 @@ Result<std::unique_ptr<Bundle>> Bundle::open(const std::string& dir, const Bundl
       impl->tables[i] = std::move(*t);
     }
     if (o.load_heads) {
-      auto head = load_module(dir, s.head, field + ".head", dev);
+      auto head = load_module(dir, s.head, field + ".head", dev, o.optimize);
       if (!head.ok()) return head.status();
       LIBSPLIT_RETURN_IF_ERROR(warm_up(*head, man.input.shape, s.bottleneck_shape, dir + "/" + s.head,
                                        field + ".bottleneck.shape", dev, o.warmup_runs));
       impl->heads[i] = std::move(*head);
     }
     if (o.load_tails) {
-      auto tail = load_module(dir, s.tail, field + ".tail", dev);
+      auto tail = load_module(dir, s.tail, field + ".tail", dev, o.optimize);
       if (!tail.ok()) return tail.status();
       LIBSPLIT_RETURN_IF_ERROR(warm_up(*tail, s.bottleneck_shape, man.output_shape, dir + "/" + s.tail, "output.shape",
                                        dev, o.warmup_runs));

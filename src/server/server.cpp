@@ -251,6 +251,7 @@ Status ServerState::load_models() {
   bo.load_heads = false;
   bo.load_local = false;  // on-device models only
   bo.intra_op_threads = opt.torch_threads;
+  bo.optimize = opt.optimize;
   for (const auto& b : bundle_dirs) {
     auto bundle = Bundle::open(b, bo);
     if (!bundle.ok()) return bundle.status();
