@@ -71,7 +71,7 @@ BUNDLES = {
 
 PRESETS = {
     "default": dict(bundles="fmnist,resnet50,mobilenet_v2", rates="1,2,5,10,20,50", rounds=2, requests_fmnist=50,
-                    requests_image=8, accuracy_requests=2000, overhead_fmnist=1000, overhead_image=60,
+                    requests_image=12, accuracy_requests=2000, overhead_fmnist=1000, overhead_image=60,
                     throughput_seconds=10, throughput_rounds=2, throughput_bundles="fmnist,resnet50",
                     poisson_seconds=6, poisson_max_steps=10),
     "quick": dict(bundles="fmnist,mobilenet_v2", rates="2,20", rounds=1, requests_fmnist=20, requests_image=3,
