@@ -5,13 +5,17 @@
 
 For each split with a quantized codec, runs its TorchScript head on training images, takes the
 8-bit per-tensor codes the device would send (the q8 codec), and counts each code's frequency
-per channel and per element. The counts of the first --images images make the tables; the next
---holdout images measure what each granularity would cost, and the cheaper one is written as
-<split>.tables (format: tools/libsplit_tools/tables.py). The codes are the q8 codes, so coding
-them is lossless: predictions with q8rans are those of q8.
-The manifest gets, per split, "tables" (the file) and "entropy" (granularity, calibration images,
-the held-out estimate in bytes); a split whose estimate plus the coder's overhead (12 bytes:
-final state and word rounding) beats plain q8 gets "codec": "q8rans", the others keep theirs.
+per channel and per element; a third candidate predicts each code linearly from the codes
+before it in its sample (least squares with a small ridge on the calibration images, Q16
+integer weights) and counts the residuals per element (tables format 2). The counts of the
+first --images images make the tables; the next --holdout images measure what each candidate
+would cost, and the cheapest is written as <split>.tables (format:
+tools/libsplit_tools/tables.py). Every candidate codes the q8 codes losslessly: predictions with
+q8rans are those of q8. --no-predict leaves the predictor out.
+The manifest gets, per split, "tables" (the file) and "entropy" (granularity: channel, element
+or element-predicted; calibration images; the held-out estimate in bytes); a split whose
+estimate plus the coder's overhead (12 bytes: final state and word rounding) beats plain q8
+gets "codec": "q8rans", the others keep theirs.
 Other splits' codecs and every TorchScript file are left as they are.
 """
 import argparse
@@ -32,6 +36,8 @@ def main():
     ap.add_argument("--data", default=data.DEFAULT_DIR, help="Fashion-MNIST IDX directory (training images)")
     ap.add_argument("--images", type=int, default=20000, help="calibration images")
     ap.add_argument("--holdout", type=int, default=5000, help="held-out images for the estimate")
+    ap.add_argument("--no-predict", action="store_true", help="leave out the linear-prediction candidate")
+    ap.add_argument("--ridge", type=float, default=1.0, help="ridge term of the predictor's least squares")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count())
     path, manifest = bundle.load_fmnist_manifest(args.bundle, "calibrate_tables", "the only calibration data this tool reads")
@@ -54,15 +60,20 @@ def main():
         shape = split["bottleneck"]["shape"]
         channels = shape[1] if len(shape) > 1 else 1
         best = None
-        for name, groups in (("channel", channels), ("element", n)):
-            t = tables.tables_from_counts(tables.histograms(fit, groups))
-            est = tables.cross_entropy_bytes(t, held)
+        candidates = [("channel", channels, None), ("element", n, None)]
+        if not args.no_predict:
+            candidates.append(("element-predicted", n, tables.fit_predictor(fit, args.ridge)))
+        for name, groups, predictor in candidates:
+            sym_fit, sym_held = (fit, held) if predictor is None else (tables.to_symbols(predictor, fit),
+                                                                       tables.to_symbols(predictor, held))
+            t = tables.tables_from_counts(tables.histograms(sym_fit, groups))
+            est = tables.cross_entropy_bytes(t, sym_held)
             print(f"{split['id']:>10}: per {name} ({groups} tables): {est:.1f} B of information per image "
                   f"(q8: {n} B)", flush=True)
             if best is None or est < best[1]:
-                best = (name, est, t)
-        name, est, t = best
-        blob, version = tables.encode_tables(t)
+                best = (name, est, t, predictor)
+        name, est, t, predictor = best
+        blob, version = tables.encode_tables(t, predictor)
         fname = f"{split['id']}.tables"
         with open(os.path.join(args.bundle, fname), "wb") as f:
             f.write(blob)

@@ -60,7 +60,8 @@ bool is_variable_length(const CodecSpec& spec);
 bool is_image(const CodecSpec& spec);
 
 // Per-channel (or per-element) rANS frequency tables of one split, from the bundle's tables file
-// (format in src/codec/tables.cpp). version() is the CRC-32C of the file's contents: it travels in
+// (format in src/codec/tables.cpp), optionally with a linear predictor: the tables then code
+// each code's residual from its prediction (lossless either way). version() is the CRC-32C of the file's contents: it travels in
 // every entropy-coded frame, and a frame coded with other tables is rejected, not misdecoded.
 class LIBSPLIT_API EntropyTables {
  public:

@@ -52,6 +52,10 @@ Status check_tables(const CodecSpec& spec, const EntropyTables* tables, int64_t 
   if (n == 0 || uint64_t(n) % tables->count() != 0)
     return invalid_argument("codec ", codec_name(spec), ": ", n, " elements cannot be split among ",
                             tables->count(), " tables");
+  const size_t per_sample = tables->impl().predictor.elements;
+  if (per_sample != 0 && uint64_t(n) % per_sample != 0)
+    return invalid_argument("codec ", codec_name(spec), ": ", n, " elements are not whole samples of the tables' ",
+                            per_sample, "-element predictor");
   return {};
 }
 
@@ -194,6 +198,11 @@ Status encode(const Tensor& t, const CodecSpec& spec, EncodedTensor* out, const 
       return {};
     }
     const auto& tt = tables->impl();
+    if (!tt.predictor.empty()) {  // code the prediction residuals instead
+      std::vector<uint8_t> symbols(codes.size());
+      tt.predictor.to_symbols(codes.data(), codes.size(), symbols.data());
+      codes.swap(symbols);
+    }
     codec::rans::Coder::encode(codes.data(), codes.size(), tt.pointers, codes.size() / tt.pointers.size(),
                                &out->payload);
     out->table_version = tt.version;
@@ -285,6 +294,11 @@ Status decode_codes(const EncodedTensor& e, int64_t n, const EntropyTables* tabl
   Status st = codec::rans::Coder::decode(e.payload.data(), e.payload.size(), size_t(n), tt.pointers,
                                          size_t(n) / tt.pointers.size(), codes->data());
   if (!st.ok()) return detail::data_loss("codec ", codec_name(e.codec), ": ", st.message());
+  if (!tt.predictor.empty()) {  // the stream held prediction residuals
+    std::vector<uint8_t> symbols(codes->size());
+    symbols.swap(*codes);
+    tt.predictor.to_codes(symbols.data(), symbols.size(), codes->data());
+  }
   return {};
 }
 

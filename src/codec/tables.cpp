@@ -2,13 +2,20 @@
 //
 //   offset  size  field
 //   0       4     magic "LSET"
-//   4       2     format version (1)
+//   4       2     format version (1 or 2)
 //   6       2     reserved, 0
 //   8       4     table count T, 1..65536
 //   12      ...   T tables, each: u8 offset (first code of the range), u16 m = symbols + 1
 //                 (2..257), m x u16 frequencies (the range's codes, then the escape), each >= 1,
 //                 summing to 65536
+//   (version 2 only) the linear predictor of src/codec/predict.h:
+//           4     P, the elements of one sample it predicts (0: none, up to 2^24); a tensor
+//                 coded with these tables must have a multiple of P elements
+//           ...   P entries, each: i32 bias, u32 k = taps (0..i for entry i), k x i32 weights
 //   end-4   4     CRC-32C of every byte before it: the tables' version
+//
+// Version 2 with a predictor: the tables code each element's prediction residual (mod 256,
+// +128), not the code.
 //
 // All integers little-endian. A tensor of n elements is coded with table i for the values
 // [i * n / T, (i + 1) * n / T): per channel when T is the channel count, per element when T = n.
@@ -36,7 +43,8 @@ Result<std::shared_ptr<const EntropyTables>> EntropyTables::parse(const uint8_t*
   auto u32 = [&](size_t at) { return u16(at) | u16(at + 2) << 16; };
   if (size < 16) return bad("is ", size, " bytes, too short for an entropy tables file");
   if (p[0] != 'L' || p[1] != 'S' || p[2] != 'E' || p[3] != 'T') return bad("magic is not \"LSET\"");
-  if (u16(4) != 1) return bad("format version ", u16(4), " is not supported (expected 1)");
+  const uint32_t format = u16(4);
+  if (format != 1 && format != 2) return bad("format version ", format, " is not supported (expected 1 or 2)");
   const uint32_t stored = u32(size - 4);
   const uint32_t crc = codec::crc32c(p, size - 4);
   if (stored != crc) return detail::data_loss(origin, ": CRC-32C mismatch (the file is corrupt)");
@@ -60,6 +68,26 @@ Result<std::shared_ptr<const EntropyTables>> EntropyTables::parse(const uint8_t*
     auto t = codec::rans::Table::create(offset, freqs, /*with_decoder=*/false);
     if (!t.ok()) return bad("table ", i, ": ", t.status().message());
     impl->tables.push_back(std::move(*t));
+  }
+  if (format == 2) {
+    if (at + 4 > end) return bad("the predictor's element count is cut off");
+    const uint32_t elements = u32(at);
+    at += 4;
+    if (elements > (1u << 24)) return bad("predictor of ", elements, " elements is larger than 2^24");
+    auto& pr = impl->predictor;
+    pr.elements = elements;
+    for (uint32_t i = 0; i < elements; ++i) {
+      if (at + 8 > end) return bad("predictor entry ", i, " of ", elements, " is cut off");
+      pr.bias.push_back(int32_t(u32(at)));
+      const uint32_t taps = u32(at + 4);
+      at += 8;
+      if (taps > i) return bad("predictor entry ", i, " reads ", taps, " preceding codes, more than the ", i, " before it");
+      if ((end - at) / 4 < taps) return bad("predictor entry ", i, " of ", elements, " is cut off");
+      pr.first.push_back(uint32_t(pr.weights.size()));
+      pr.taps.push_back(taps);
+      for (uint32_t t = 0; t < taps; ++t) pr.weights.push_back(int32_t(u32(at + 4 * t)));
+      at += 4 * size_t(taps);
+    }
   }
   if (at != end) return bad(end - at, " bytes after the last table");
   for (const auto& t : impl->tables) impl->pointers.push_back(&t);

@@ -4,6 +4,7 @@
 #include <mutex>
 #include <vector>
 
+#include "codec/predict.h"
 #include "codec/rans.h"
 #include "libsplit/codec.h"
 
@@ -16,6 +17,7 @@ struct EntropyTables::Impl {
   mutable std::vector<codec::rans::Table> tables;
   mutable std::once_flag decoders_built;
   std::vector<const codec::rans::Table*> pointers;  // what rans::Coder takes
+  codec::Predictor predictor;  // format 2 only; empty: the tables code the codes themselves
 
   void ensure_decoders() const {
     std::call_once(decoders_built, [this] {

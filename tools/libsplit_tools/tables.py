@@ -1,10 +1,14 @@
 """Entropy tables files (the format libsplit's src/codec/tables.cpp reads) and their calibration.
 
-  "LSET", u16 format version 1, u16 0, u32 table count T,
+  "LSET", u16 format version (1, or 2 with a predictor), u16 0, u32 table count T,
   T x (u8 offset, u16 m = symbols + 1, m x u16 frequencies: the codes [offset, offset + m - 1)
        then the escape; each >= 1, summing to 65536),
+  version 2 only: u32 P (elements per sample the predictor covers), P x (i32 bias, u32 taps k,
+       k x i32 weights), all Q16,
   u32 CRC-32C of everything before it (the tables' version, carried in every coded frame).
 All little-endian. A tensor of n elements uses table i for its values [i*n/T, (i+1)*n/T).
+With a predictor (src/codec/predict.h; `to_symbols` below is the reference), element i of each
+sample is coded as (code - p_i + 128) mod 256, p_i predicted from the codes before it.
 """
 import math
 import struct
@@ -36,10 +40,11 @@ def crc32c(data):
     return crc ^ 0xFFFFFFFF
 
 
-def encode_tables(tables):
-    """tables: [(offset, [freq, ..., escape freq])] -> file bytes, version."""
+def encode_tables(tables, predictor=None):
+    """tables: [(offset, [freq, ..., escape freq])], predictor: None or [(bias, [weights])] (Q16
+    integers, entry i with at most i weights) -> file bytes, version."""
     out = bytearray(b"LSET")
-    out += struct.pack("<HHI", 1, 0, len(tables))
+    out += struct.pack("<HHI", 1 if predictor is None else 2, 0, len(tables))
     for offset, freqs in tables:
         if not 0 <= offset <= 255 or not 2 <= len(freqs) <= 257 or offset + len(freqs) - 1 > 256:
             raise ValueError(f"table range offset {offset} with {len(freqs)} frequencies is invalid")
@@ -47,6 +52,13 @@ def encode_tables(tables):
             raise ValueError("frequencies must be in [1, 65535] and sum to 65536")
         out += struct.pack("<BH", offset, len(freqs))
         out += struct.pack(f"<{len(freqs)}H", *freqs)
+    if predictor is not None:
+        out += struct.pack("<I", len(predictor))
+        for i, (bias, weights) in enumerate(predictor):
+            if len(weights) > i:
+                raise ValueError(f"predictor entry {i} has {len(weights)} weights, more than the {i} codes before it")
+            out += struct.pack("<iI", bias, len(weights))
+            out += struct.pack(f"<{len(weights)}i", *weights)
     version = crc32c(out)
     out += struct.pack("<I", version)
     return bytes(out), version
@@ -92,3 +104,37 @@ def histograms(codes, groups):
     for g in range(groups):
         h[g] = torch.bincount(codes[:, g * per:(g + 1) * per].flatten(), minlength=256)
     return h
+
+
+def fit_predictor(codes, ridge=1.0):
+    """Least-squares linear prediction of each code from every code before it in its sample, with
+    a bias: codes [N, n] -> [(bias, [weights])] in Q16 (int32), the format's predictor."""
+    x = codes.double()
+    n_samples, n = x.shape
+    out = []
+    for i in range(n):
+        a = torch.cat([torch.ones(n_samples, 1, dtype=torch.float64), x[:, :i]], 1)
+        reg = ridge * torch.eye(i + 1, dtype=torch.float64)
+        reg[0, 0] = 0.0  # the bias is not shrunk
+        w = torch.linalg.solve(a.T @ a + reg, a.T @ x[:, i])
+        q = torch.round(w * 65536).clamp(-(2 ** 31), 2 ** 31 - 1).long().tolist()
+        out.append((q[0], q[1:]))
+    return out
+
+
+def predictions(predictor, codes):
+    """codes [N, n] with n a multiple of the predictor's P -> its integer predictions, [N, n]."""
+    p_elems = len(predictor)
+    c = codes.long().reshape(-1, p_elems)
+    pred = torch.empty_like(c)
+    for i, (bias, weights) in enumerate(predictor):
+        acc = torch.full((c.shape[0],), bias, dtype=torch.int64)
+        if weights:
+            acc = acc + (c[:, i - len(weights):i] * torch.tensor(weights, dtype=torch.int64)).sum(1)
+        pred[:, i] = torch.div(acc + 32768, 65536, rounding_mode="floor").clamp(0, 255)
+    return pred.reshape(codes.shape)
+
+
+def to_symbols(predictor, codes):
+    """What the coder codes for codes [N, n] under predictor: (code - prediction + 128) mod 256."""
+    return (codes.long() - predictions(predictor, codes) + 128) % 256
