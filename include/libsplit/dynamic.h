@@ -61,7 +61,8 @@ struct DynamicOptions {
   PowerProfile power;
   double latency_bound_ms = 0;   // kMinBytes: the bound (required > 0 for that policy)
   double hysteresis = 0.10;      // switch only to a candidate at least this fraction cheaper
-  double smoothing = 0.3;        // weight of a new measurement in the moving averages
+  double smoothing = 0.3;        // weight of a new measurement in the moving averages (link,
+                                 // queue, tails; a device time is the median of its last 9 passes)
   uint32_t probe_idle_ms = 300;  // probe the link after this long without a remote answer
   // Exploration: a candidate not run for explore_ms whose estimate is within explore_margin of the
   // chosen one is run once instead, so that close competitors' estimates stay current. 0 = never.

@@ -71,7 +71,8 @@ struct Candidate {
   std::string name;
   Strategy strategy;
   bool remote = false;
-  double device_us = 0;  // head + encode (local: full model)
+  double device_us = 0;  // head + encode (local: full model): device.value() once measured
+  dynamic::RecentMedian device;  // recent passes, after the profiled time
   double bytes = 0;      // request frame bytes
   double tail_us = 0;
   bool tail_known = false;
@@ -109,10 +110,15 @@ struct DynamicState {
   }
   dynamic::Link link_now() const { return {link.rate_bps(), link.rtt_us(), queue_us}; }
   double ewma(double old, double v) const { return (1 - opt.smoothing) * old + opt.smoothing * v; }
-  // A device time: one pass far slower than the estimate (a descheduled thread, a CPU quota
-  // spent) counts as twice the estimate, so that one stall does not hand the choice to a
-  // slower candidate; a lasting slowdown still comes through, doubling per request at most.
-  double device_ewma(double old, double v) const { return ewma(old, old > 0 ? std::min(v, 2 * old) : v); }
+  // A device time: the median of the candidate's recent passes, the profiled one first. Under a
+  // CPU quota a pass either fits in what is left of the slice or waits for the next one, so
+  // single passes of the same model differ several-fold; an average would follow the last few
+  // and hand the choice back and forth between candidates of close typical times.
+  static void observe_device(Candidate& c, double us) {
+    if (c.device.size() == 0 && c.device_us > 0) c.device.add(c.device_us);
+    c.device.add(us);
+    c.device_us = c.device.value();
+  }
 };
 
 struct DynamicSession::Impl {
@@ -193,7 +199,7 @@ void DynamicSession::Impl::maybe_probe(bool request_measures_rate) {
 void DynamicSession::Impl::record_remote(size_t c, const Inference& inf) {
   auto& s = *state;
   auto& cand = s.cands[c];
-  cand.device_us = s.device_ewma(cand.device_us, inf.head_us + inf.encode_us);
+  DynamicState::observe_device(cand, inf.head_us + inf.encode_us);
   cand.bytes = double(inf.request_bytes);
   const double network = std::max(inf.network_us, 0.0);
   // How this candidate's frames fare against the link model, before the model learns from them.
@@ -385,9 +391,11 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
         auto inf = live->run(pixels, st.cands[c].strategy, 1, o.default_deadline_ms);
         if (!inf.ok()) break;
         const double device = st.cands[c].device_us;
+        const auto device_seen = st.cands[c].device;
         st.cands[c].tail_known = false;  // the last pass's tail, not an average with the first
         im.record_remote(c, *inf);
         st.cands[c].device_us = device;  // the profiled time, not one request's
+        st.cands[c].device = device_seen;
       }
     }
     st.last_probe = Clock::now();
@@ -459,7 +467,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
     auto inf = session->run(pixels, cand.strategy, top_k);
     if (!inf.ok()) return inf.status();
     std::lock_guard<std::mutex> lock(st.mu);
-    st.cands[size_t(pick)].device_us = st.device_ewma(st.cands[size_t(pick)].device_us, inf->head_us);
+    DynamicState::observe_device(st.cands[size_t(pick)], inf->head_us);
     inf->fallback = risk;
     ++st.counts[inf->strategy];
     if (!risk.empty()) ++st.fallbacks[risk];

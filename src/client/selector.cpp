@@ -5,6 +5,21 @@
 
 namespace libsplit::dynamic {
 
+void RecentMedian::add(double v) {
+  values_.push_back(v);
+  if (values_.size() > window_) values_.pop_front();
+}
+
+double RecentMedian::value() const {
+  if (values_.empty()) return 0;
+  std::vector<double> v(values_.begin(), values_.end());
+  const size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + long(mid), v.end());
+  if (v.size() % 2) return v[mid];
+  const double upper = v[mid];
+  return (*std::max_element(v.begin(), v.begin() + long(mid)) + upper) / 2;
+}
+
 Evaluation evaluate(const Cost& c, const Link& link, const DynamicOptions& o) {
   Evaluation e;
   const auto& p = o.power;

@@ -2,7 +2,9 @@
 // be tested on synthetic costs.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 #include "libsplit/dynamic.h"
@@ -39,6 +41,23 @@ Evaluation evaluate(const Cost& c, const Link& link, const DynamicOptions& o);
 // unless the best is cheaper by the hysteresis fraction. -1 when none is available.
 int choose(const std::vector<Cost>& costs, const Link& link, const DynamicOptions& o, int current,
            std::vector<Evaluation>* evaluations = nullptr);
+
+// The median of the last `window` values added (of all of them until there are that many): a
+// candidate's device time. A device whose passes take one of two times (one that fits in what is
+// left of a CPU quota's slice, or one that waits for the next) keeps its typical time instead of
+// swinging between them; one stall moves nothing; a lasting change comes through once it fills
+// half the window.
+class RecentMedian {
+ public:
+  explicit RecentMedian(size_t window = 9) : window_(window < 1 ? 1 : window) {}
+  void add(double v);
+  double value() const;  // 0 before any value
+  size_t size() const { return values_.size(); }
+
+ private:
+  size_t window_;
+  std::deque<double> values_;
+};
 
 // Round trip and uplink rate from timed frames: small frames (pings) give the round trip; frames
 // of kRateFrame bytes or more give the rate from what they took beyond it (in between, a link's
