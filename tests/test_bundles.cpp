@@ -7,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +25,29 @@ std::vector<std::string> committed_bundles() {
     if (fs::exists(e.path() / "manifest.json")) out.push_back(e.path().string());
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// Optimized modules run oneDNN convolutions whose result depends on how many OpenMP threads
+// split the work; a thread the library did not start must still use the configured count, so a
+// request's answer does not depend on the server thread (I/O or worker) that ran it.
+TEST(Bundles, AnswerDoesNotDependOnTheThreadThatRunsIt) {
+  libsplit::BundleOptions o;
+  o.intra_op_threads = 1;  // OpenMP's own default on a machine of two or more cores differs
+  auto b = libsplit::Bundle::open(std::string(LIBSPLIT_MODELS_DIR) + "/fmnist-resnet", o);
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  const auto& m = (*b)->manifest();
+  for (size_t i = 0; i < m.splits.size(); ++i) {
+    SCOPED_TRACE(m.splits[i].id);
+    libsplit::Tensor z{m.splits[i].bottleneck_shape,
+                       std::vector<float>(size_t(libsplit::Tensor::element_count(m.splits[i].bottleneck_shape)))};
+    for (size_t k = 0; k < z.data.size(); ++k) z.data[k] = float(int(k * 37 % 23) - 11) / 7.0f;
+    auto here = (*b)->run_tail(i, z);
+    ASSERT_TRUE(here.ok()) << here.status().to_string();
+    std::optional<libsplit::Result<libsplit::Tensor>> there;
+    std::thread([&] { there.emplace((*b)->run_tail(i, z)); }).join();
+    ASSERT_TRUE(there && there->ok());
+    EXPECT_EQ(here->data, (*there)->data) << "bit-identical outputs";
+  }
 }
 
 TEST(Bundles, AtLeastOneIsCommitted) { EXPECT_FALSE(committed_bundles().empty()) << "no bundle in " << LIBSPLIT_MODELS_DIR; }

@@ -1,5 +1,6 @@
 #include <sys/stat.h>
 
+#include <atomic>
 #include <optional>
 
 #include <torch/script.h>
@@ -59,9 +60,26 @@ Result<torch::jit::Module> load_module(const std::string& dir, const std::string
   }
 }
 
+// Bumped whenever a Bundle sets LibTorch's intra-op thread count.
+std::atomic<int> thread_count_generation{0};
+
+// OpenMP keeps the thread count per thread, and LibTorch applies its configured count only in
+// threads it starts or parallelizes from itself. A thread of ours (a server's worker or I/O thread)
+// would otherwise run oneDNN's convolutions with OpenMP's default, whose other split of the work
+// changes outputs in the last bits: the same request would get a different answer depending on
+// the thread that ran it. Each thread takes the configured count before its first forward pass.
+void apply_thread_count() {
+  thread_local int applied = -1;
+  const int generation = thread_count_generation.load(std::memory_order_acquire);
+  if (applied == generation) return;
+  at::init_num_threads();
+  applied = generation;
+}
+
 Result<at::Tensor> forward(const torch::jit::Module& m, const at::Tensor& in, const std::string& what) {
   try {
     c10::InferenceMode guard;
+    apply_thread_count();
     auto out = const_cast<torch::jit::Module&>(m).forward({in});
     if (!out.isTensor()) return detail::internal_error(what, ": forward() did not return a tensor");
     return out.toTensor().to(torch::kCPU, torch::kFloat).contiguous();
@@ -128,7 +146,10 @@ Result<std::unique_ptr<Bundle>> Bundle::open(const std::string& dir, const Bundl
   }
   if (impl->device.is_cuda() && !torch::cuda::is_available())
     return detail::failed_precondition("device \"", o.device, "\": this LibTorch build or machine has no CUDA");
-  if (o.intra_op_threads > 0) at::set_num_threads(o.intra_op_threads);
+  if (o.intra_op_threads > 0) {
+    at::set_num_threads(o.intra_op_threads);
+    thread_count_generation.fetch_add(1, std::memory_order_release);
+  }
   const auto& man = impl->manifest;
   const auto& dev = impl->device;
   if (o.load_full) {
