@@ -1,6 +1,7 @@
 #include "codec/quantize.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 
@@ -9,8 +10,27 @@ namespace libsplit::codec {
 QuantParams choose_params(const float* x, size_t n, int bits) {
   const float qmin = 0.0f;
   const float qmax = float((1u << bits) - 1u);
+  // Eight running minima and maxima (the compiler keeps them in vector registers), then the
+  // same comparison across them: the result is the sequential loop's, a NaN after x[0] ignored.
+  constexpr size_t kLanes = 8;
   float lo = x[0], hi = x[0];
-  for (size_t i = 1; i < n; ++i) {
+  size_t i = 1;
+  if (n >= 2 * kLanes) {
+    float los[kLanes], his[kLanes];
+    for (size_t j = 0; j < kLanes; ++j) los[j] = his[j] = x[j];
+    for (i = kLanes; i + kLanes <= n; i += kLanes)
+      for (size_t j = 0; j < kLanes; ++j) {
+        los[j] = x[i + j] < los[j] ? x[i + j] : los[j];
+        his[j] = x[i + j] > his[j] ? x[i + j] : his[j];
+      }
+    lo = los[0];
+    hi = his[0];
+    for (size_t j = 1; j < kLanes; ++j) {
+      lo = std::min(lo, los[j]);
+      hi = std::max(hi, his[j]);
+    }
+  }
+  for (; i < n; ++i) {
     lo = std::min(lo, x[i]);
     hi = std::max(hi, x[i]);
   }
@@ -35,12 +55,28 @@ QuantParams choose_params(const float* x, size_t n, int bits) {
 void quantize(const float* x, size_t n, const QuantParams& p, int bits, uint8_t* codes) {
   const float qmax = float((1u << bits) - 1u);
   const float zp = float(p.zero_point);
+  const float scale = p.scale;
+#if FLT_EVAL_METHOD == 0
+  // Round half to even without a libm call, so the loop vectorizes (nearbyint is a call on
+  // baseline x86-64): for 0 <= q < 2^23, (q + 2^23) - 2^23 is q rounded to an integer in the
+  // default rounding mode, exactly what nearbyint returns. Needs float arithmetic in float
+  // precision (FLT_EVAL_METHOD 0), which the fallback below does not.
+  constexpr float kRound = 8388608.0f;
   for (size_t i = 0; i < n; ++i) {
-    float q = zp + x[i] / p.scale;
-    q = std::min(std::max(q, 0.0f), qmax);  // NaN inputs end at 0 after the next line
-    q = std::nearbyint(q);                   // default rounding mode: half to even, like torch
-    codes[i] = q >= 0.0f ? uint8_t(q) : uint8_t(0);
+    float q = zp + x[i] / scale;
+    q = q > 0.0f ? q : 0.0f;  // NaN and below zero: 0
+    q = q < qmax ? q : qmax;
+    q = (q + kRound) - kRound;
+    codes[i] = uint8_t(int32_t(q));
   }
+#else
+  for (size_t i = 0; i < n; ++i) {
+    float q = zp + x[i] / scale;
+    q = q > 0.0f ? q : 0.0f;  // NaN and below zero: 0
+    q = q < qmax ? q : qmax;
+    codes[i] = uint8_t(std::nearbyint(q));  // default rounding mode: half to even, like torch
+  }
+#endif
 }
 
 void dequantize(const uint8_t* codes, size_t n, const QuantParams& p, float* out) {
