@@ -152,9 +152,8 @@ std::shared_ptr<SplitSession> DynamicSession::Impl::current_session() {
   return session;
 }
 
-// `request_measures_rate`: the request about to go out is itself large enough to measure the
-// link, so no probe is sent ahead of it (on a slow link, a padded probe queued in front of the
-// request would delay it by the probe's whole transfer).
+// `request_measures_rate`: the request just answered was itself large enough to measure the
+// link (a padded probe would add nothing but load on a slow link).
 void DynamicSession::Impl::maybe_probe(bool request_measures_rate) {
   if (request_measures_rate || !client || !client->connected()) return;
   auto st = state;
@@ -461,7 +460,14 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
                               st.cands[size_t(pick)].name, risk.empty() ? "" : " (" + risk + ")");
     }
   }
-  im.maybe_probe(measures_rate);
+  // A probe goes out once this request is answered, not ahead of it: its frames and their replies
+  // would compete with the request for the link and, on a device short of CPU, for the processor
+  // (under a CPU quota a local pass paid for the probe's I/O in throttled periods).
+  struct ProbeAfter {
+    Impl& im;
+    bool measures_rate;
+    ~ProbeAfter() { im.maybe_probe(measures_rate); }
+  } probe_after{im, measures_rate};
   const auto& cand = st.cands[size_t(pick)];  // the vector never changes size after create()
   if (!cand.remote) {
     auto inf = session->run(pixels, cand.strategy, top_k);
