@@ -52,31 +52,33 @@ QuantParams choose_params(const float* x, size_t n, int bits) {
   return p;
 }
 
+namespace {
+
+// q rounded half to even, for 0 <= q <= 255 (as nearbyint in the default rounding mode, like
+// torch). Where float arithmetic runs in float precision (FLT_EVAL_METHOD 0), (q + 2^23) - 2^23
+// gives exactly that without a libm call, so the loop calling it vectorizes (nearbyint is a call
+// on baseline x86-64).
+inline float round_half_even(float q) {
+#if FLT_EVAL_METHOD == 0
+  constexpr float kRound = 8388608.0f;
+  return (q + kRound) - kRound;
+#else
+  return std::nearbyint(q);
+#endif
+}
+
+}  // namespace
+
 void quantize(const float* x, size_t n, const QuantParams& p, int bits, uint8_t* codes) {
   const float qmax = float((1u << bits) - 1u);
   const float zp = float(p.zero_point);
   const float scale = p.scale;
-#if FLT_EVAL_METHOD == 0
-  // Round half to even without a libm call, so the loop vectorizes (nearbyint is a call on
-  // baseline x86-64): for 0 <= q < 2^23, (q + 2^23) - 2^23 is q rounded to an integer in the
-  // default rounding mode, exactly what nearbyint returns. Needs float arithmetic in float
-  // precision (FLT_EVAL_METHOD 0), which the fallback below does not.
-  constexpr float kRound = 8388608.0f;
   for (size_t i = 0; i < n; ++i) {
     float q = zp + x[i] / scale;
     q = q > 0.0f ? q : 0.0f;  // NaN and below zero: 0
     q = q < qmax ? q : qmax;
-    q = (q + kRound) - kRound;
-    codes[i] = uint8_t(int32_t(q));
+    codes[i] = uint8_t(int32_t(round_half_even(q)));
   }
-#else
-  for (size_t i = 0; i < n; ++i) {
-    float q = zp + x[i] / scale;
-    q = q > 0.0f ? q : 0.0f;  // NaN and below zero: 0
-    q = q < qmax ? q : qmax;
-    codes[i] = uint8_t(std::nearbyint(q));  // default rounding mode: half to even, like torch
-  }
-#endif
 }
 
 void dequantize(const uint8_t* codes, size_t n, const QuantParams& p, float* out) {
