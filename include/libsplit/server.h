@@ -67,6 +67,7 @@ struct ServerStats {
   uint64_t connections_accepted = 0;
   uint64_t connections_open = 0;
   uint64_t connections_rejected = 0;  // over max_connections
+  uint64_t requests_received = 0;  // request frames handled: admitted to a queue or refused
   uint64_t requests_ok = 0;
   uint64_t requests_failed = 0;       // answered with an error frame (all causes)
   uint64_t rejected_queue_full = 0;   // of those: the model's queue was full

@@ -183,6 +183,7 @@ struct ServerState {
   std::shared_ptr<net::TlsContext> tls;  // set: every connection is TLS
   std::atomic<uint64_t> tls_failures{0};
   std::atomic<uint64_t> queue_full{0}, late{0}, forwards{0}, forward_requests{0}, inline_runs{0};
+  std::atomic<uint64_t> requests_received{0};
   std::atomic<uint32_t> busy{0};  // requests handed to the workers (or run inline) and not finished
   server::Metrics metrics;
   std::unique_ptr<server::HttpEndpoint> http;
@@ -429,6 +430,7 @@ void Connection::on_frame() {
       break;
     case FrameType::kRequest:
       handle_request();
+      ++server_->requests_received;  // after admission: admitted or refused, never undecided
       break;
     case FrameType::kPing: {
       uint64_t nonce;
@@ -1065,6 +1067,7 @@ ServerStats Server::stats() const {
   s.connections_accepted = impl_->accepted;
   s.connections_open = impl_->open;
   s.connections_rejected = impl_->rejected;
+  s.requests_received = impl_->requests_received;
   s.requests_ok = impl_->ok;
   s.requests_failed = impl_->failed;
   s.rejected_queue_full = impl_->queue_full;
