@@ -166,7 +166,9 @@ TEST(RecentMedian, KeepsTheTypicalTimeOfABimodalDeviceAndFollowsALastingChange) 
   // slice (4 ms): the estimate stays at the typical 1 ms (an average would sit at 2 ms).
   for (int i = 0; i < 200; ++i) {
     m.add(i % 3 == 2 ? 4000 : 1000);
-    if (i >= 20) EXPECT_EQ(m.value(), 1000) << i;
+    if (i >= 20) {
+      EXPECT_EQ(m.value(), 1000) << i;
+    }
   }
   // One stall moves nothing; a lasting change comes through within half a window.
   libsplit::dynamic::RecentMedian n(9);
@@ -181,6 +183,30 @@ TEST(RecentMedian, KeepsTheTypicalTimeOfABimodalDeviceAndFollowsALastingChange) 
   EXPECT_EQ(n.value(), 2000);
   EXPECT_LE(took, 4);  // with the stall: 5 of the 9 are 2 ms or more after 4
   EXPECT_EQ(n.size(), 9u);
+}
+
+// The device's wall time per CPU time: a ratio of sums over the recent passes, 1 to begin with;
+// one early pass that met a quota's wait does not set it alone (pseudo-passes at 1 until four
+// passes came), and the window forgets what it held.
+TEST(WallPerCpu, RatioOfRecentSumsWithACautiousStart) {
+  libsplit::dynamic::WallPerCpu w(8);
+  EXPECT_EQ(w.value(), 1.0);
+  w.add(5000, 0);  // the CPU clock saw nothing: ignored
+  EXPECT_EQ(w.size(), 0u);
+  w.add(10000, 1000);  // one pass that waited 9 ms
+  EXPECT_DOUBLE_EQ(w.value(), (10000.0 + 3000) / (1000 + 3000));
+  w.add(1000, 1000);
+  w.add(1000, 1000);
+  w.add(4000, 2000);
+  EXPECT_DOUBLE_EQ(w.value(), 16000.0 / 5000);  // settled: the passes alone
+  for (int i = 0; i < 8; ++i) w.add(3000, 1000);
+  EXPECT_DOUBLE_EQ(w.value(), 3.0);  // the first four left the window
+  EXPECT_EQ(w.size(), 8u);
+  libsplit::dynamic::WallPerCpu fast(4);
+  for (int i = 0; i < 4; ++i) fast.add(500, 2000);  // 4 threads' CPU within one wall interval
+  EXPECT_DOUBLE_EQ(fast.value(), 0.25);
+  fast.add(1, 1e9);
+  EXPECT_DOUBLE_EQ(fast.value(), 0.05);  // clamped
 }
 
 TEST(DynamicOptions, PolicyAndPowerProfileParse) {

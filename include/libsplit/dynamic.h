@@ -1,8 +1,9 @@
 // Dynamic split computing on the device: per request, run the whole model here, one of the
 // bundle's splits, or offload the input (raw or PNG), whichever the measured costs favour.
 //
-// What it measures, not configures: each candidate's on-device head and encode time (profiled at
-// creation, then a moving average of the requests that ran it), its exact request bytes, the
+// What it measures, not configures: each candidate's on-device time (profiled at creation, then
+// from the requests that ran it: a local model's CPU time priced at the device's recent wall time
+// per CPU time, a remote candidate's head and encode wall time), its exact request bytes, the
 // link's round trip and uplink rate (from the requests' own round trips and from small and padded
 // pings when the link has been idle), and the server's queue wait and tail time from every reply.
 // The latency estimate of a candidate is head + encode + bytes / rate + round trip + queue + tail
@@ -62,7 +63,7 @@ struct DynamicOptions {
   double latency_bound_ms = 0;   // kMinBytes: the bound (required > 0 for that policy)
   double hysteresis = 0.10;      // switch only to a candidate at least this fraction cheaper
   double smoothing = 0.3;        // weight of a new measurement in the moving averages (link,
-                                 // queue, tails; a device time is the median of its last 9 passes)
+                                 // queue, tails; device times are medians of the last 9 passes)
   uint32_t probe_idle_ms = 300;  // probe the link after this long without a remote answer
   // Exploration: a candidate not run for explore_ms whose estimate is within explore_margin of the
   // chosen one is run once instead, so that close competitors' estimates stay current. 0 = never.

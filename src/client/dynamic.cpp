@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <mutex>
 #include <sstream>
 
@@ -56,6 +57,13 @@ Result<PowerProfile> PowerProfile::parse(const std::string& text) {
 
 namespace {
 
+// The process's CPU time, microseconds.
+double process_cpu_us() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) / 1e3;
+}
+
 double us_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::micro>(b - a).count();
 }
@@ -71,12 +79,15 @@ struct Candidate {
   std::string name;
   Strategy strategy;
   bool remote = false;
-  double device_us = 0;  // head + encode (local: full model): device.value() once measured
-  dynamic::RecentMedian device;  // recent passes, after the profiled time
+  // The device's part (head + encode; local: the whole model), profiled at creation, then from
+  // the recent passes (DynamicState::device_us): a local candidate by CPU time, a remote one by
+  // wall time.
+  double profiled_cpu_us = 0, profiled_wall_us = 0;
+  dynamic::RecentMedian cpu, wall;
   double bytes = 0;      // request frame bytes
   double tail_us = 0;
   bool tail_known = false;
-  double device_tail_us = 0;  // what the tail costs on this device (full - head), for unknown tails
+  double device_tail_us = 0;  // the tail's CPU time on this device (full - head), for unknown tails
   double link_factor = 1.0;   // observed / predicted link time of its frames
   std::chrono::steady_clock::time_point last_run{};
 };
@@ -89,8 +100,10 @@ struct DynamicState {
   DynamicOptions opt;
   std::vector<Candidate> cands;
   dynamic::LinkEstimator link;
+  dynamic::WallPerCpu wall_per_cpu;
+  dynamic::RecentMedian profile_ratio;  // a real pass's CPU time / its candidate's profiled time
   double queue_us = 0;
-  double edge_ratio = 1.0;  // server tail time / this device's time for the same layers
+  double edge_ratio = 1.0;  // server tail time / this device's CPU time for the same layers
   bool ratio_known = false;
   int current = -1;
   uint64_t requests = 0, last_explore = 0;  // run() calls; the one that last explored
@@ -105,19 +118,45 @@ struct DynamicState {
   explicit DynamicState(const DynamicOptions& o) : opt(o), link(o.smoothing) {}
   // Candidate c as the cost model sees it now (mu held).
   dynamic::Cost cost(const Candidate& c, bool remote_available) const {
-    return {c.remote, !c.remote || remote_available, c.device_us, c.bytes,
+    return {c.remote, !c.remote || remote_available, device_us(c), c.bytes,
             c.tail_known ? c.tail_us : edge_ratio * c.device_tail_us, c.link_factor};
   }
   dynamic::Link link_now() const { return {link.rate_bps(), link.rtt_us(), queue_us}; }
   double ewma(double old, double v) const { return (1 - opt.smoothing) * old + opt.smoothing * v; }
-  // A device time: the median of the candidate's recent passes, the profiled one first. Under a
-  // CPU quota a pass either fits in what is left of the slice or waits for the next one, so
-  // single passes of the same model differ several-fold; an average would follow the last few
-  // and hand the choice back and forth between candidates of close typical times.
-  static void observe_device(Candidate& c, double us) {
-    if (c.device.size() == 0 && c.device_us > 0) c.device.add(c.device_us);
-    c.device.add(us);
-    c.device_us = c.device.value();
+  // The device's part of candidate c in wall time: its CPU time times the device's recent wall per
+  // CPU. Under a CPU quota a pass either fits in what is left of the slice or waits for the next
+  // one, so wall times of single passes of one model differ several-fold and would rank
+  // candidates of close typical times by chance; their CPU times do not.
+  // A remote candidate's device part (a head and an encoding, or only an encoding): the median of
+  // its recent passes' wall times, the profiled one first; a pass of a large head spans several
+  // quota periods and its waits average out, and a small one is far from deciding against a link.
+  double device_us(const Candidate& c) const {
+    if (!c.remote) return cpu_estimate(c) * wall_per_cpu.value();
+    if (c.wall.size() > 0) return c.wall.value();
+    return c.profiled_wall_us;
+  }
+  // Its recent passes' median; until it has three, its profiled time joins them, scaled by what
+  // real passes have cost against their profiles (profiled back to back, a model is warmer in
+  // the caches than between requests: unscaled, every candidate not yet run would look cheaper
+  // than the one that is, and the choice would wander from one to the next).
+  double cpu_estimate(const Candidate& c) const {
+    if (c.cpu.size() >= 3) return c.cpu.value();
+    dynamic::RecentMedian m = c.cpu;
+    if (c.profiled_cpu_us > 0) m.add(c.profiled_cpu_us * (profile_ratio.size() ? profile_ratio.value() : 1.0));
+    return m.value();
+  }
+  // A device pass of candidate c (mu held).
+  void observe_device(Candidate& c, double wall_us, double cpu_us) {
+    if (!(cpu_us > 0)) return;
+    if (c.remote && c.wall.size() == 0 && c.profiled_wall_us > 0) c.wall.add(c.profiled_wall_us);
+    c.wall.add(wall_us);
+    c.cpu.add(cpu_us);
+    // Only a whole local pass teaches the device's factors: a remote candidate's device part can
+    // be a few microseconds of encoding, where fixed costs and a quota's wait earned by other
+    // work would make the device look several times slower than it is.
+    if (c.remote) return;
+    if (c.profiled_cpu_us > 0) profile_ratio.add(cpu_us / c.profiled_cpu_us);
+    wall_per_cpu.add(wall_us, cpu_us);
   }
 };
 
@@ -198,7 +237,7 @@ void DynamicSession::Impl::maybe_probe(bool request_measures_rate) {
 void DynamicSession::Impl::record_remote(size_t c, const Inference& inf) {
   auto& s = *state;
   auto& cand = s.cands[c];
-  DynamicState::observe_device(cand, inf.head_us + inf.encode_us);
+  s.observe_device(cand, inf.head_us + inf.encode_us, inf.device_cpu_us);
   cand.bytes = double(inf.request_bytes);
   const double network = std::max(inf.network_us, 0.0);
   // How this candidate's frames fare against the link model, before the model learns from them.
@@ -253,39 +292,55 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
                             shape_to_string(m.input.shape));
   Tensor x = pixels;
   LIBSPLIT_RETURN_IF_ERROR(normalize_input(m.input, &x));
+  // A profiled pass does what a request's device part does (SplitSession::run): the input's
+  // normalization, then the model. Were it cheaper than a real pass, every candidate not yet run
+  // would look better than the chosen one by that much, and the choice would wander.
+  auto normalized = [&]() -> Tensor {
+    Tensor t = pixels;
+    (void)normalize_input(m.input, &t);  // succeeded on the same pixels above
+    return t;
+  };
   auto wanted_by_name = [&](const std::string& name) {
     return std::find(o.only.begin(), o.only.end(), name) != o.only.end();
   };
   auto wanted = [&](const std::string& name) { return o.only.empty() || wanted_by_name(name); };
   // A recorded top-1 (< 0: none recorded) below the floor leaves a candidate out.
   auto accurate_enough = [&](double top1) { return o.min_accuracy < 0 || top1 < 0 || top1 >= o.min_accuracy; };
-  auto time_runs = [&](auto&& fn) -> Result<double> {
-    std::vector<double> t;
+  // Profiling: the cheapest pass's CPU time and the fastest pass's wall time. An estimate that is
+  // too low is corrected by the candidate's first real runs (the chosen candidate learns from
+  // every request), one that is too high may never be (a candidate that looks far worse than the
+  // chosen one is not tried); a first pass pays for lazy set-up, and passes back to back on a
+  // throttled device (a CPU quota, a hot board) can wait several times longer than one request.
+  struct Profile {
+    double cpu = 0, wall = 0;
+  };
+  auto time_runs = [&](auto&& fn) -> Result<Profile> {
+    Profile best;
     for (int i = 0; i < o.warmup_runs; ++i) {
       const auto t0 = Clock::now();
+      const double c0 = process_cpu_us();
       LIBSPLIT_RETURN_IF_ERROR(fn());
-      t.push_back(us_between(t0, Clock::now()));
+      const double cpu = process_cpu_us() - c0;
+      const double wall = us_between(t0, Clock::now());
+      if (i == 0 || cpu < best.cpu) best.cpu = cpu;
+      if (i == 0 || wall < best.wall) best.wall = wall;
     }
-    // The fastest pass: an estimate that is too low is corrected by the candidate's first real
-    // runs (the chosen candidate learns from every request), one that is too high may never be
-    // (a candidate that looks far worse than the chosen one is not tried). Passes back to back
-    // on a throttled device (a CPU quota, a hot board) can come out several times too slow.
-    return *std::min_element(t.begin(), t.end());
+    return best;
   };
 
   // The local model: the reference every tail estimate starts from.
   double full_us = 0;
   {
-    auto t = time_runs([&]() -> Status { return bundle->run_full(x).status(); });
+    auto t = time_runs([&]() -> Status { return bundle->run_full(normalized()).status(); });
     if (!t.ok()) {
       if (o.allow_local && wanted("local"))
         return Status(t.status().code(), "dynamic: the local candidate needs the full model: " + t.status().message());
     } else {
-      full_us = *t;
+      full_us = t->cpu;
       if (o.allow_local && wanted("local") && accurate_enough(m.accuracy_full)) {
         Candidate c;
         c.name = "local";
-        c.device_us = full_us;
+        c.profiled_cpu_us = full_us;
         impl->local_index = int(st.cands.size());
         st.cands.push_back(c);
       }
@@ -312,7 +367,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     // Named in local_models: a candidate even when `only` lists others (local_models is the
     // explicit request); otherwise only when `only` allows it.
     if (!o.allow_local || (!explicit_name && !wanted(id)) || !accurate_enough(m.local[size_t(l)].accuracy)) continue;
-    auto t = time_runs([&]() -> Status { return bundle->run_local(size_t(l), x).status(); });
+    auto t = time_runs([&]() -> Status { return bundle->run_local(size_t(l), normalized()).status(); });
     if (!t.ok()) {
       // Taken by default from the bundle but not loaded (BundleOptions::load_local): not a candidate.
       if (!explicit_name && !wanted_by_name(id) && t.status().code() == StatusCode::kFailedPrecondition) continue;
@@ -321,7 +376,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     Candidate c;
     c.name = id;
     c.strategy.local = l;
-    c.device_us = *t;
+    c.profiled_cpu_us = t->cpu;
     if (impl->local_index < 0) impl->local_index = int(st.cands.size());
     st.cands.push_back(c);
   }
@@ -329,7 +384,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     if (!wanted(m.splits[i].id) || !accurate_enough(m.splits[i].accuracy_codec)) continue;
     Result<Tensor> z = Status();
     auto head = time_runs([&]() -> Status {
-      z = bundle->run_head(i, x);
+      z = bundle->run_head(i, normalized());
       return z.status();
     });
     if (!head.ok()) return Status(head.status().code(), "dynamic: split " + m.splits[i].id + ": " + head.status().message());
@@ -341,9 +396,10 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     c.strategy.kind = Strategy::Kind::kSplit;
     c.strategy.split = i;
     c.remote = true;
-    c.device_us = *head + *encode_us;
+    c.profiled_cpu_us = head->cpu + encode_us->cpu;
+    c.profiled_wall_us = head->wall + encode_us->wall;
     c.bytes = double(request_bytes(enc));
-    c.device_tail_us = std::max(full_us - *head, 0.0);
+    c.device_tail_us = std::max(full_us - head->cpu, 0.0);
     st.cands.push_back(c);
   }
   if (o.allow_offload && accurate_enough(m.accuracy_full)) {
@@ -358,7 +414,8 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       auto encode_us = time_runs([&]() { return encode(pixels, spec, &enc); });
       if (!encode_us.ok()) continue;  // e.g. png of a 4-channel input
       c.remote = true;
-      c.device_us = *encode_us;
+      c.profiled_cpu_us = encode_us->cpu;
+      c.profiled_wall_us = encode_us->wall;
       c.bytes = double(request_bytes(enc));
       c.device_tail_us = full_us;
       st.cands.push_back(c);
@@ -389,12 +446,12 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       for (int pass = 0; pass < 2; ++pass) {
         auto inf = live->run(pixels, st.cands[c].strategy, 1, o.default_deadline_ms);
         if (!inf.ok()) break;
-        const double device = st.cands[c].device_us;
-        const auto device_seen = st.cands[c].device;
+        const auto cpu_seen = st.cands[c].cpu;
+        const auto wall_seen = st.cands[c].wall;
         st.cands[c].tail_known = false;  // the last pass's tail, not an average with the first
         im.record_remote(c, *inf);
-        st.cands[c].device_us = device;  // the profiled time, not one request's
-        st.cands[c].device = device_seen;
+        st.cands[c].cpu = cpu_seen;  // the profiled times, not these first requests'
+        st.cands[c].wall = wall_seen;
       }
     }
     st.last_probe = Clock::now();
@@ -422,7 +479,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
     std::vector<dynamic::Evaluation> ev;
     pick = dynamic::choose(costs, link, st.opt, st.current, &ev);
     if (pick < 0) return detail::unavailable("dynamic: no candidate is available (server unreachable and no local model)");
-    if (im.local_index >= 0) local_us = st.cands[size_t(im.local_index)].device_us;
+    if (im.local_index >= 0) local_us = st.device_us(st.cands[size_t(im.local_index)]);
     // A deadline at risk: a remote estimate beyond the budget runs locally from the start.
     if (st.cands[size_t(pick)].remote && im.local_index >= 0 && ev[size_t(pick)].latency_us > budget_ms * 1000.0 &&
         local_us < ev[size_t(pick)].latency_us) {
@@ -473,7 +530,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
     auto inf = session->run(pixels, cand.strategy, top_k);
     if (!inf.ok()) return inf.status();
     std::lock_guard<std::mutex> lock(st.mu);
-    DynamicState::observe_device(st.cands[size_t(pick)], inf->head_us);
+    st.observe_device(st.cands[size_t(pick)], inf->head_us, inf->device_cpu_us);
     inf->fallback = risk;
     ++st.counts[inf->strategy];
     if (!risk.empty()) ++st.fallbacks[risk];

@@ -20,6 +20,27 @@ double RecentMedian::value() const {
   return (*std::max_element(v.begin(), v.begin() + long(mid)) + upper) / 2;
 }
 
+void WallPerCpu::add(double wall_us, double cpu_us) {
+  if (!(wall_us >= 0) || !(cpu_us > 0)) return;  // a pass the CPU clock did not see says nothing
+  passes_.emplace_back(wall_us, cpu_us);
+  if (passes_.size() > window_) passes_.pop_front();
+}
+
+double WallPerCpu::value() const {
+  double wall = 0, cpu = 0;
+  for (const auto& [w, c] : passes_) {
+    wall += w;
+    cpu += c;
+  }
+  if (!(cpu > 0)) return 1.0;
+  // Until kSettled passes came, pseudo-passes at wall = CPU make up the difference: one pass that
+  // met a quota's wait would otherwise price every local candidate at several times its cost, and
+  // a device believed slow is not tried again to learn otherwise (believed fast, it is, at once).
+  const double missing = passes_.size() < kSettled ? double(kSettled - passes_.size()) : 0.0;
+  const double prior = missing * cpu / double(passes_.size());
+  return std::clamp((wall + prior) / (cpu + prior), 0.05, 100.0);
+}
+
 Evaluation evaluate(const Cost& c, const Link& link, const DynamicOptions& o) {
   Evaluation e;
   const auto& p = o.power;

@@ -59,6 +59,24 @@ class RecentMedian {
   std::deque<double> values_;
 };
 
+// Wall time per CPU time over the device's recent passes (of every candidate): sums over a
+// window, so the factor is a ratio of means. A device's passes are ranked by their CPU time, which
+// a CPU quota or a busy core does not change, and priced in wall time through this factor; a
+// pass's own wall time under a quota is one of two values (it fits in what is left of the slice,
+// or it waits for the next one) and ranks close candidates by chance.
+class WallPerCpu {
+ public:
+  explicit WallPerCpu(size_t window = 32) : window_(window < 1 ? 1 : window) {}
+  void add(double wall_us, double cpu_us);
+  double value() const;  // 1 before any pass; clamped to [0.05, 100]
+  size_t size() const { return passes_.size(); }
+  static constexpr size_t kSettled = 4;  // passes before the factor is theirs alone
+
+ private:
+  size_t window_;
+  std::deque<std::pair<double, double>> passes_;  // wall, CPU
+};
+
 // Round trip and uplink rate from timed frames: small frames (pings) give the round trip; frames
 // of kRateFrame bytes or more give the rate from what they took beyond it (in between, a link's
 // burst allowance would make the rate look higher than it is: they teach nothing here). Moving
