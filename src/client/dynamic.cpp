@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <ctime>
 #include <mutex>
 #include <sstream>
 
 #include "client/selector.h"
+#include "common/cpu_clock.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "libsplit/codec.h"
@@ -56,13 +56,6 @@ Result<PowerProfile> PowerProfile::parse(const std::string& text) {
 }
 
 namespace {
-
-// The process's CPU time, microseconds.
-double process_cpu_us() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) / 1e3;
-}
 
 double us_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::micro>(b - a).count();
@@ -318,9 +311,9 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     Profile best;
     for (int i = 0; i < o.warmup_runs; ++i) {
       const auto t0 = Clock::now();
-      const double c0 = process_cpu_us();
+      const double c0 = detail::process_cpu_us();
       LIBSPLIT_RETURN_IF_ERROR(fn());
-      const double cpu = process_cpu_us() - c0;
+      const double cpu = detail::process_cpu_us() - c0;
       const double wall = us_between(t0, Clock::now());
       if (i == 0 || cpu < best.cpu) best.cpu = cpu;
       if (i == 0 || wall < best.wall) best.wall = wall;

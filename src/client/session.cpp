@@ -1,8 +1,8 @@
 #include "libsplit/session.h"
 
 #include <chrono>
-#include <ctime>
 
+#include "common/cpu_clock.h"
 #include "common/errors.h"
 #include "libsplit/preprocess.h"
 
@@ -14,12 +14,6 @@ using detail::invalid_argument;
 namespace {
 double us_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-}
-// The process's CPU time, microseconds.
-double cpu_us() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) / 1e3;
 }
 // Fills the remote stages from a server reply. network = round trip - server queue - tail.
 Result<Inference> finish_remote(Result<Reply> r, Clock::time_point t0, Inference* inf) {
@@ -106,16 +100,16 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
     const CodecSpec spec{st.codec == "png" ? CodecKind::kImagePng : CodecKind::kImageU8, 8};
     if (!st.codec.empty() && st.codec != "png" && st.codec != "u8image")
       return invalid_argument("offload sends raw pixels or png, not ", st.codec);
-    const double c = cpu_us();
+    const double c = detail::process_cpu_us();
     LIBSPLIT_RETURN_IF_ERROR(encode(pixels, spec, &enc));
-    inf.device_cpu_us = cpu_us() - c;  // first: see below
+    inf.device_cpu_us = detail::process_cpu_us() - c;  // first: see below
     inf.encode_us = us_since(t);
     inf.payload_bytes = enc.payload.size();
     return finish_remote(client_->infer(Client::kFullModel, enc, k, deadline_ms), t0, &inf);
   }
   // The head stage counts the input's normalization: it is the model's, whichever side runs it.
   auto t = Clock::now();
-  const double c = cpu_us();
+  const double c = detail::process_cpu_us();
   Tensor x = pixels;
   LIBSPLIT_RETURN_IF_ERROR(normalize_input(m.input, &x));
   if (st.kind == Strategy::Kind::kLocal) {
@@ -124,7 +118,7 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
     // The CPU clock is read before the stage's end is stamped: reading it settles the process's
     // CPU account, and under a CPU quota that is where an exhausted slice stops the thread; the
     // wait belongs to the stage that used the slice up, not to whatever comes next.
-    inf.device_cpu_us = cpu_us() - c;
+    inf.device_cpu_us = detail::process_cpu_us() - c;
     inf.head_us = us_since(t);
     inf.top = top_k(*out, k);
     inf.total_us = us_since(t0);
@@ -146,7 +140,7 @@ Result<Inference> SplitSession::run(const Tensor& pixels, const Strategy& st, in
   }
   EncodedTensor enc;
   LIBSPLIT_RETURN_IF_ERROR(encode(*z, spec, &enc, bundle_->tables(st.split)));
-  inf.device_cpu_us = cpu_us() - c;  // first: see the local case
+  inf.device_cpu_us = detail::process_cpu_us() - c;  // first: see the local case
   inf.encode_us = us_since(t);
   inf.payload_bytes = enc.payload.size();
   return finish_remote(client_->infer(uint16_t(remote_index_[st.split]), enc, k, deadline_ms), t0, &inf);
