@@ -73,10 +73,10 @@ struct Candidate {
   Strategy strategy;
   bool remote = false;
   // The device's part (head + encode; local: the whole model), profiled at creation, then from
-  // the recent passes (DynamicState::device_us): a local candidate by CPU time, a remote one by
-  // wall time.
-  double profiled_cpu_us = 0, profiled_wall_us = 0;
-  dynamic::RecentMedian cpu, wall;
+  // the recent passes (DynamicState::device_us): CPU time for a local candidate, wall time for a
+  // remote one.
+  double profiled_us = 0;
+  dynamic::RecentMedian recent;
   double bytes = 0;      // request frame bytes
   double tail_us = 0;
   bool tail_known = false;
@@ -116,39 +116,40 @@ struct DynamicState {
   }
   dynamic::Link link_now() const { return {link.rate_bps(), link.rtt_us(), queue_us}; }
   double ewma(double old, double v) const { return (1 - opt.smoothing) * old + opt.smoothing * v; }
-  // The device's part of candidate c in wall time: its CPU time times the device's recent wall per
-  // CPU. Under a CPU quota a pass either fits in what is left of the slice or waits for the next
-  // one, so wall times of single passes of one model differ several-fold and would rank
-  // candidates of close typical times by chance; their CPU times do not.
-  // A remote candidate's device part (a head and an encoding, or only an encoding): the median of
-  // its recent passes' wall times, the profiled one first; a pass of a large head spans several
-  // quota periods and its waits average out, and a small one is far from deciding against a link.
+  // The device's part of candidate c in wall time. A local model: its CPU time times the
+  // device's recent wall per CPU; under a CPU quota a pass either fits in what is left of the
+  // slice or waits for the next one, so wall times of single passes of one model differ
+  // several-fold and would rank models of close typical times by chance; their CPU times do not.
+  // A remote candidate (a head and an encoding, or only an encoding): the median of its recent
+  // passes' wall times, the profiled one first; a pass of a large head spans several quota
+  // periods and its waits average out, and a small one is far from deciding against a link.
   double device_us(const Candidate& c) const {
-    if (!c.remote) return cpu_estimate(c) * wall_per_cpu.value();
-    if (c.wall.size() > 0) return c.wall.value();
-    return c.profiled_wall_us;
+    if (c.remote) return c.recent.size() > 0 ? c.recent.value() : c.profiled_us;
+    return cpu_estimate(c) * wall_per_cpu.value();
   }
-  // Its recent passes' median; until it has three, its profiled time joins them, scaled by what
-  // real passes have cost against their profiles (profiled back to back, a model is warmer in
-  // the caches than between requests: unscaled, every candidate not yet run would look cheaper
-  // than the one that is, and the choice would wander from one to the next).
+  // A local model's CPU time: its recent passes' median; until it has three, its profiled time
+  // joins them, scaled by what real passes have cost against their profiles (profiled back to
+  // back, a model is warmer in the caches than between requests: unscaled, every model not yet
+  // run would look cheaper than the one that is, and the choice would wander from one to the next).
   double cpu_estimate(const Candidate& c) const {
-    if (c.cpu.size() >= 3) return c.cpu.value();
-    dynamic::RecentMedian m = c.cpu;
-    if (c.profiled_cpu_us > 0) m.add(c.profiled_cpu_us * (profile_ratio.size() ? profile_ratio.value() : 1.0));
+    if (c.recent.size() >= 3) return c.recent.value();
+    dynamic::RecentMedian m = c.recent;
+    if (c.profiled_us > 0) m.add(c.profiled_us * (profile_ratio.size() ? profile_ratio.value() : 1.0));
     return m.value();
   }
   // A device pass of candidate c (mu held).
   void observe_device(Candidate& c, double wall_us, double cpu_us) {
+    if (c.remote) {
+      if (c.recent.size() == 0 && c.profiled_us > 0) c.recent.add(c.profiled_us);
+      c.recent.add(wall_us);
+      return;
+    }
     if (!(cpu_us > 0)) return;
-    if (c.remote && c.wall.size() == 0 && c.profiled_wall_us > 0) c.wall.add(c.profiled_wall_us);
-    c.wall.add(wall_us);
-    c.cpu.add(cpu_us);
+    c.recent.add(cpu_us);
     // Only a whole local pass teaches the device's factors: a remote candidate's device part can
     // be a few microseconds of encoding, where fixed costs and a quota's wait earned by other
     // work would make the device look several times slower than it is.
-    if (c.remote) return;
-    if (c.profiled_cpu_us > 0) profile_ratio.add(cpu_us / c.profiled_cpu_us);
+    if (c.profiled_us > 0) profile_ratio.add(cpu_us / c.profiled_us);
     wall_per_cpu.add(wall_us, cpu_us);
   }
 };
@@ -333,7 +334,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       if (o.allow_local && wanted("local") && accurate_enough(m.accuracy_full)) {
         Candidate c;
         c.name = "local";
-        c.profiled_cpu_us = full_us;
+        c.profiled_us = full_us;
         impl->local_index = int(st.cands.size());
         st.cands.push_back(c);
       }
@@ -369,7 +370,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     Candidate c;
     c.name = id;
     c.strategy.local = l;
-    c.profiled_cpu_us = t->cpu;
+    c.profiled_us = t->cpu;
     if (impl->local_index < 0) impl->local_index = int(st.cands.size());
     st.cands.push_back(c);
   }
@@ -389,8 +390,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     c.strategy.kind = Strategy::Kind::kSplit;
     c.strategy.split = i;
     c.remote = true;
-    c.profiled_cpu_us = head->cpu + encode_us->cpu;
-    c.profiled_wall_us = head->wall + encode_us->wall;
+    c.profiled_us = head->wall + encode_us->wall;
     c.bytes = double(request_bytes(enc));
     c.device_tail_us = std::max(full_us - head->cpu, 0.0);
     st.cands.push_back(c);
@@ -407,8 +407,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       auto encode_us = time_runs([&]() { return encode(pixels, spec, &enc); });
       if (!encode_us.ok()) continue;  // e.g. png of a 4-channel input
       c.remote = true;
-      c.profiled_cpu_us = encode_us->cpu;
-      c.profiled_wall_us = encode_us->wall;
+      c.profiled_us = encode_us->wall;
       c.bytes = double(request_bytes(enc));
       c.device_tail_us = full_us;
       st.cands.push_back(c);
@@ -439,12 +438,10 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
       for (int pass = 0; pass < 2; ++pass) {
         auto inf = live->run(pixels, st.cands[c].strategy, 1, o.default_deadline_ms);
         if (!inf.ok()) break;
-        const auto cpu_seen = st.cands[c].cpu;
-        const auto wall_seen = st.cands[c].wall;
+        const auto seen = st.cands[c].recent;
         st.cands[c].tail_known = false;  // the last pass's tail, not an average with the first
         im.record_remote(c, *inf);
-        st.cands[c].cpu = cpu_seen;  // the profiled times, not these first requests'
-        st.cands[c].wall = wall_seen;
+        st.cands[c].recent = seen;  // the profiled time, not these first requests'
       }
     }
     st.last_probe = Clock::now();

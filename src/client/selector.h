@@ -59,8 +59,8 @@ class RecentMedian {
   std::deque<double> values_;
 };
 
-// Wall time per CPU time over the device's recent passes (of every candidate): sums over a
-// window, so the factor is a ratio of means. A device's passes are ranked by their CPU time, which
+// Wall time per CPU time over the device's recent local passes: sums over a window, so the
+// factor is a ratio of means. A device's passes are ranked by their CPU time, which
 // a CPU quota or a busy core does not change, and priced in wall time through this factor; a
 // pass's own wall time under a quota is one of two values (it fits in what is left of the slice,
 // or it waits for the next one) and ranks close candidates by chance.
