@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
 #include <set>
 #include <string>
@@ -62,10 +63,16 @@ TEST(Selector, HysteresisKeepsTheCurrentChoiceUnlessClearlyBeaten) {
   o.hysteresis = 0.10;
   const Link link{8e6, 0, 0};
   // Candidate 1 is 5% cheaper than the current 0: kept; 20% cheaper: switch.
-  EXPECT_EQ(choose({local(10000), local(9500)}, link, o, 0), 0);
-  EXPECT_EQ(choose({local(10000), local(8000)}, link, o, 0), 1);
+  EXPECT_EQ(choose({local(10000), remote(9500, 0, 0)}, link, o, 0), 0);
+  EXPECT_EQ(choose({local(10000), remote(8000, 0, 0)}, link, o, 0), 1);
+  EXPECT_EQ(choose({remote(10000, 0, 0), local(9500)}, link, o, 0), 0);
+  EXPECT_EQ(choose({remote(10000, 0, 0), remote(8000, 0, 0)}, link, o, 0), 1);
   // Without a current choice, the cheapest.
-  EXPECT_EQ(choose({local(10000), local(9500)}, link, o, -1), 1);
+  EXPECT_EQ(choose({local(10000), remote(9500, 0, 0)}, link, o, -1), 1);
+  // From one local model to another (nothing to set up, only a pass with the other model in the
+  // caches), a quarter of the band: 5% cheaper switches, 2% does not.
+  EXPECT_EQ(choose({local(10000), local(9500)}, link, o, 0), 1);
+  EXPECT_EQ(choose({local(10000), local(9800)}, link, o, 0), 0);
   // A current choice that became unavailable is left at once.
   EXPECT_EQ(choose({local(10000), remote(0, 10, 100, false)}, link, o, 1), 0);
 }
@@ -301,13 +308,16 @@ TEST(DynamicCandidates, UnloadedLocalModelsAreLeftOutUnlessNamed) {
 }
 
 // Exploration trials are capped per request, not only per period: with every candidate stale at
-// every request, at most one request in explore_every tries a competitor.
+// every request, a trial of a local model starts at most one request in 4 x explore_every and
+// is two requests in a row (the first pass is cold, the second is what the model costs in use).
 TEST(DynamicCandidates, ExplorationTakesAtMostOneRequestInExploreEvery) {
   auto bundle = libsplit::Bundle::open(std::string(LIBSPLIT_MODELS_DIR) + "/fmnist-resnet");
   ASSERT_TRUE(bundle.ok()) << bundle.status().to_string();
   const auto& m = (*bundle)->manifest();
   libsplit::Tensor pixels{m.input.shape, std::vector<float>(size_t(libsplit::Tensor::element_count(m.input.shape)), 90.f)};
-  auto others = [&](uint32_t every) {
+  // The strategy of each of 40 requests.
+  auto run = [&](uint32_t every) {
+    std::vector<std::string> seq;
     DynamicOptions o;
     o.warmup_runs = 1;
     o.only = {"local"};
@@ -318,20 +328,51 @@ TEST(DynamicCandidates, ExplorationTakesAtMostOneRequestInExploreEvery) {
     o.explore_every = every;
     auto d = libsplit::DynamicSession::create(bundle->get(), nullptr, o);
     EXPECT_TRUE(d.ok()) << d.status().to_string();
-    if (!d.ok()) return -1;
+    if (!d.ok()) return seq;
     for (int i = 0; i < 40; ++i) {
       auto r = (*d)->run(pixels, 1);
       EXPECT_TRUE(r.ok()) << r.status().to_string();
+      seq.push_back(r.ok() ? r->strategy : "failed");
       std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a period of explore_ms passes
     }
-    uint64_t top = 0, total = 0;
-    for (const auto& [name, n] : (*d)->counts()) top = std::max(top, n), total += n;
-    EXPECT_EQ(total, 40u);
-    return int(total - top);
+    return seq;
   };
-  const int capped = others(10), uncapped = others(1);
-  EXPECT_LE(capped, 4) << "requests 1, 11, 21 and 31 may explore";
-  EXPECT_GE(uncapped, 20) << "without the cap nearly every request explores (round robin over the three others)";
+  // Runs of a strategy other than the most common one: the trials. Each is a pair, but for one
+  // cut short by the end and the first run (the first request may run the choice once before
+  // every request explores).
+  auto trials = [](const std::vector<std::string>& seq, int* runs, int* requests, bool* all_pairs) {
+    std::map<std::string, int> n;
+    for (const auto& s : seq) ++n[s];
+    std::string top;
+    for (const auto& [name, c] : n)
+      if (top.empty() || c > n[top]) top = name;
+    *runs = *requests = 0;
+    *all_pairs = true;
+    for (size_t i = 0; i < seq.size();) {
+      size_t j = i;
+      while (j < seq.size() && seq[j] == seq[i]) ++j;
+      if (seq[i] != top) {
+        ++*runs;
+        *requests += int(j - i);
+        if (i > 0 && j - i != 2 && !(j == seq.size() && j - i == 1)) *all_pairs = false;
+      }
+      i = j;
+    }
+  };
+  int runs = 0, requests = 0;
+  bool pairs = false;
+  // A local model's trial starts at most one request in 4 x explore_every: requests 1 or 2, and
+  // 41 or later, with explore_every 10.
+  trials(run(10), &runs, &requests, &pairs);
+  EXPECT_GE(runs, 1);
+  EXPECT_LE(runs, 1) << "one trial in 40 requests";
+  EXPECT_TRUE(pairs) << "each trial of a local model is two requests";
+  // With explore_every 1, one in 4: nearly half the requests are trials.
+  const auto every1 = run(1);
+  trials(every1, &runs, &requests, &pairs);
+  EXPECT_GE(runs, 8) << ::testing::PrintToString(every1);
+  EXPECT_LE(runs, 10) << ::testing::PrintToString(every1);
+  EXPECT_TRUE(pairs) << ::testing::PrintToString(every1);
 }
 
 }  // namespace

@@ -8,7 +8,8 @@
 // pings when the link has been idle), and the server's queue wait and tail time from every reply.
 // The latency estimate of a candidate is head + encode + bytes / rate + round trip + queue + tail
 // (local models: their whole forward pass); the choice keeps the current candidate unless another is
-// cheaper by the hysteresis fraction.
+// cheaper by the hysteresis fraction (a quarter of it from one local model to another). A local
+// model not in use is tried for two requests in a row, the second one timed.
 //
 // Nothing is lost: when the chosen remote candidate fails (server unreachable or gone, draining,
 // overloaded, or no answer before the remote share of the deadline), the same input runs on the
@@ -62,13 +63,16 @@ struct DynamicOptions {
   PowerProfile power;
   double latency_bound_ms = 0;   // kMinBytes: the bound (required > 0 for that policy)
   double hysteresis = 0.10;      // switch only to a candidate at least this fraction cheaper
+                                 // (between two local models: a quarter of it)
   double smoothing = 0.3;        // weight of a new measurement in the moving averages (link,
                                  // queue, tails; device times are medians of the last 9 passes)
   uint32_t probe_idle_ms = 300;  // probe the link after this long without a remote answer
   // Exploration: a candidate not run for explore_ms whose estimate is within explore_margin of the
   // chosen one is run once instead, so that close competitors' estimates stay current. 0 = never.
   // At most one request in explore_every explores: with requests far apart, a period per
-  // candidate alone would let several close competitors take a large share of them.
+  // candidate alone would let several close competitors take a large share of them. A local
+  // model's trial is two requests (the first pass, with another model in the caches, is not
+  // timed) and starts at most one request in 4 x explore_every.
   uint32_t explore_ms = 2000;
   double explore_margin = 0.25;
   uint32_t explore_every = 20;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <mutex>
 #include <sstream>
+#include <utility>
 
 #include "client/selector.h"
 #include "common/cpu_clock.h"
@@ -72,9 +73,10 @@ struct Candidate {
   std::string name;
   Strategy strategy;
   bool remote = false;
-  // The device's part (head + encode; local: the whole model), profiled at creation, then from
-  // the recent passes (DynamicState::device_us): CPU time for a local candidate, wall time for a
-  // remote one.
+  // The device's part (head + encode; local: the whole model), profiled at creation (CPU time for
+  // a local candidate, wall time for a remote one). `recent`: a remote candidate's last wall
+  // times; a local one's last passes against the device's speed at the time
+  // (DynamicState::cpu_estimate).
   double profiled_us = 0;
   dynamic::RecentMedian recent;
   double bytes = 0;      // request frame bytes
@@ -94,12 +96,22 @@ struct DynamicState {
   std::vector<Candidate> cands;
   dynamic::LinkEstimator link;
   dynamic::WallPerCpu wall_per_cpu;
-  dynamic::RecentMedian profile_ratio;  // a real pass's CPU time / its candidate's profiled time
+  // A real local pass's CPU time / its model's profiled time, over the last passes of any model.
+  dynamic::RecentMedian device_speed;
   double queue_us = 0;
   double edge_ratio = 1.0;  // server tail time / this device's CPU time for the same layers
   bool ratio_known = false;
   int current = -1;
   uint64_t requests = 0, last_explore = 0;  // run() calls; the one that last explored
+  uint64_t last_local_explore = 0;          // the one that last started a local model's trial
+  // The candidate whose device work ran last (-1: none yet, or profiling). A local pass right
+  // after another model's device work runs with that model in the caches: on a small network it
+  // takes 10-20% more CPU than the same model's next pass, as much as two pruned models differ.
+  int last_device = -1;
+  // A local candidate being explored runs twice in a row (this names it for the second request):
+  // the first pass is cold and teaches nothing, the second is what the model costs when it is the
+  // one in use.
+  int follow_up = -1;
   Clock::time_point last_remote_answer{};
   Clock::time_point last_probe{};
   Clock::time_point last_rate_sample{};
@@ -127,29 +139,38 @@ struct DynamicState {
     if (c.remote) return c.recent.size() > 0 ? c.recent.value() : c.profiled_us;
     return cpu_estimate(c) * wall_per_cpu.value();
   }
-  // A local model's CPU time: its recent passes' median; until it has three, its profiled time
-  // joins them, scaled by what real passes have cost against their profiles (profiled back to
-  // back, a model is warmer in the caches than between requests: unscaled, every model not yet
-  // run would look cheaper than the one that is, and the choice would wander from one to the next).
+  // A local model's CPU time: its profiled time, times the device's current speed against the
+  // profiles (the median of cpu / profiled over the last local passes of any model), times how
+  // this model's own passes have compared with that speed (the median of its last ones; 1 until
+  // it has three). A model that is not in use is tried one request in explore_every: its own CPU
+  // times would be older than the current model's, and a device that slowed down since (a busy
+  // core, a hotter board) would make every model not in use look cheaper than the one that is.
+  // Compared through the device's current speed, models keep their rank whatever their age.
   double cpu_estimate(const Candidate& c) const {
-    if (c.recent.size() >= 3) return c.recent.value();
-    dynamic::RecentMedian m = c.recent;
-    if (c.profiled_us > 0) m.add(c.profiled_us * (profile_ratio.size() ? profile_ratio.value() : 1.0));
-    return m.value();
+    dynamic::RecentMedian own = c.recent;
+    if (own.size() < 3) own.add(1.0);
+    return c.profiled_us * own.value() * (device_speed.size() ? device_speed.value() : 1.0);
   }
-  // A device pass of candidate c (mu held).
-  void observe_device(Candidate& c, double wall_us, double cpu_us) {
+  // A device pass of candidate `index` (mu held).
+  void observe_device(size_t index, double wall_us, double cpu_us) {
+    Candidate& c = cands[index];
+    const bool warm = last_device == int(index);
+    last_device = int(index);
     if (c.remote) {
       if (c.recent.size() == 0 && c.profiled_us > 0) c.recent.add(c.profiled_us);
       c.recent.add(wall_us);
       return;
     }
-    if (!(cpu_us > 0)) return;
-    c.recent.add(cpu_us);
+    // Only a warm pass (after one of the same model) ranks a local model: compared cold against
+    // the warm passes of the model in use, a model explored now and then would look worse than
+    // it is and never be chosen.
+    if (!(cpu_us > 0) || !(c.profiled_us > 0) || !warm) return;
     // Only a whole local pass teaches the device's factors: a remote candidate's device part can
     // be a few microseconds of encoding, where fixed costs and a quota's wait earned by other
     // work would make the device look several times slower than it is.
-    if (c.profiled_us > 0) profile_ratio.add(cpu_us / c.profiled_us);
+    const double q = cpu_us / c.profiled_us;
+    c.recent.add(q / (device_speed.size() ? device_speed.value() : q));
+    device_speed.add(q);
     wall_per_cpu.add(wall_us, cpu_us);
   }
 };
@@ -231,7 +252,7 @@ void DynamicSession::Impl::maybe_probe(bool request_measures_rate) {
 void DynamicSession::Impl::record_remote(size_t c, const Inference& inf) {
   auto& s = *state;
   auto& cand = s.cands[c];
-  s.observe_device(cand, inf.head_us + inf.encode_us, inf.device_cpu_us);
+  s.observe_device(c, inf.head_us + inf.encode_us, inf.device_cpu_us);
   cand.bytes = double(inf.request_bytes);
   const double network = std::max(inf.network_us, 0.0);
   // How this candidate's frames fare against the link model, before the model learns from them.
@@ -480,12 +501,20 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
     // Explore the stalest close competitor now and then (not when the deadline is at risk).
     ++st.requests;
     const bool may_explore = st.last_explore == 0 || st.requests - st.last_explore >= st.opt.explore_every;
-    if (risk.empty() && st.opt.explore_ms > 0 && may_explore) {
+    const int follow_up = std::exchange(st.follow_up, -1);
+    if (risk.empty() && follow_up >= 0) {
+      pick = follow_up;  // the explored local model's warm pass
+    } else if (risk.empty() && st.opt.explore_ms > 0 && may_explore) {
       const auto now = Clock::now();
       const auto stale = std::chrono::milliseconds(st.opt.explore_ms);
       int explore = -1;
       for (size_t i = 0; i < st.cands.size(); ++i) {
         if (int(i) == pick || !costs[i].available || now - st.cands[i].last_run < stale) continue;
+        // A local model's trial (two requests) a quarter as often: its rank against the other
+        // local models follows the device's speed without one (DynamicState::cpu_estimate).
+        if (!costs[i].remote && st.last_local_explore != 0 &&
+            st.requests - st.last_local_explore < 4ull * st.opt.explore_every)
+          continue;
         if (ev[i].latency_us > (1 + st.opt.explore_margin) * ev[size_t(pick)].latency_us) continue;
         if (explore < 0 || st.cands[i].last_run < st.cands[size_t(explore)].last_run) explore = int(i);
       }
@@ -493,6 +522,10 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
         pick = explore;
         st.last_explore = st.requests;
         st.cands[size_t(pick)].last_run = now;  // one exploration per candidate and period
+        if (!st.cands[size_t(pick)].remote) {
+          st.follow_up = pick;
+          st.last_local_explore = st.requests;
+        }
       }
     }
     st.cands[size_t(pick)].last_run = Clock::now();
@@ -520,7 +553,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
     auto inf = session->run(pixels, cand.strategy, top_k);
     if (!inf.ok()) return inf.status();
     std::lock_guard<std::mutex> lock(st.mu);
-    st.observe_device(st.cands[size_t(pick)], inf->head_us, inf->device_cpu_us);
+    st.observe_device(size_t(pick), inf->head_us, inf->device_cpu_us);
     inf->fallback = risk;
     ++st.counts[inf->strategy];
     if (!risk.empty()) ++st.fallbacks[risk];

@@ -80,7 +80,13 @@ int choose(const std::vector<Cost>& costs, const Link& link, const DynamicOption
     const double cur = ev[size_t(current)].score, b = ev[size_t(best)].score;
     // Bytes scores compare within a band; a jump across the bound always switches.
     const bool crosses = o.policy == Policy::kMinBytes && (cur >= 1e12) != (b >= 1e12);
-    if (!crosses && b > cur * (1.0 - o.hysteresis)) pick = current;
+    // Between two local models a quarter of the band: switching sets nothing up (no connection,
+    // no server's first passes), it costs one pass with the other model in the caches, and two
+    // pruned models can differ by less than the band while their wall times under a CPU quota
+    // differ far more (one fits in a quota's slice, the other waits for the next).
+    const bool both_local = !costs[size_t(current)].remote && !costs[size_t(best)].remote;
+    const double band = both_local ? o.hysteresis / 4 : o.hysteresis;
+    if (!crosses && b > cur * (1.0 - band)) pick = current;
   }
   if (evaluations) *evaluations = std::move(ev);
   return pick;

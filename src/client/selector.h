@@ -38,7 +38,8 @@ struct Evaluation {
 Evaluation evaluate(const Cost& c, const Link& link, const DynamicOptions& o);
 
 // The candidate to run: the lowest score among the available ones, but `current` (or -1) is kept
-// unless the best is cheaper by the hysteresis fraction. -1 when none is available.
+// unless the best is cheaper by the hysteresis fraction (a quarter of it between two local
+// models). -1 when none is available.
 int choose(const std::vector<Cost>& costs, const Link& link, const DynamicOptions& o, int current,
            std::vector<Evaluation>* evaluations = nullptr);
 
