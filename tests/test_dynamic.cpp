@@ -192,9 +192,9 @@ TEST(RecentMedian, KeepsTheTypicalTimeOfABimodalDeviceAndFollowsALastingChange) 
   EXPECT_EQ(n.size(), 9u);
 }
 
-// The device's wall time per CPU time: a ratio of sums over the recent passes, 1 to begin with;
-// one early pass that met a quota's wait does not set it alone (pseudo-passes at 1 until four
-// passes came), and the window forgets what it held.
+// The device's wall time per CPU time: a ratio of sums over the recent passes, 1 (or a prior)
+// to begin with; one early pass that met a quota's wait does not set it alone (pseudo-passes at
+// the prior until four passes came), and the window forgets what it held.
 TEST(WallPerCpu, RatioOfRecentSumsWithACautiousStart) {
   libsplit::dynamic::WallPerCpu w(8);
   EXPECT_EQ(w.value(), 1.0);
@@ -209,6 +209,14 @@ TEST(WallPerCpu, RatioOfRecentSumsWithACautiousStart) {
   for (int i = 0; i < 8; ++i) w.add(3000, 1000);
   EXPECT_DOUBLE_EQ(w.value(), 3.0);  // the first four left the window
   EXPECT_EQ(w.size(), 8u);
+  // A prior (the profiling passes' ratio) stands in for the missing passes instead of 1.
+  libsplit::dynamic::WallPerCpu slow(8);
+  slow.set_prior(4.0);
+  EXPECT_DOUBLE_EQ(slow.value(), 4.0);
+  slow.add(1000, 1000);
+  EXPECT_DOUBLE_EQ(slow.value(), (1000.0 + 3 * 4000) / (1000 + 3000));
+  for (int i = 0; i < 3; ++i) slow.add(1000, 1000);
+  EXPECT_DOUBLE_EQ(slow.value(), 1.0);  // settled: the passes alone
   libsplit::dynamic::WallPerCpu fast(4);
   for (int i = 0; i < 4; ++i) fast.add(500, 2000);  // 4 threads' CPU within one wall interval
   EXPECT_DOUBLE_EQ(fast.value(), 0.25);

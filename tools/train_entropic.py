@@ -30,7 +30,8 @@ tail, with a per-channel step folded into the encoder's last layer (and undone i
 first) so that round(y) is a uniform quantizer of the split's bottleneck with --init-levels
 steps over each channel's training range; the prior is first fitted to that latent with the
 network frozen, then stage (ii) fine-tunes the whole student with the rate term.
-Seeded (--seed); prints loss, rate and test accuracy every epoch.
+Seeded (--seed); prints loss, rate and test accuracy every epoch. --val N holds out the last N
+training images and keeps the stage (ii) epoch (or the start) with the best top-1 on them.
 """
 import argparse
 import copy
@@ -220,6 +221,10 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seed", type=int, default=20221)
+    ap.add_argument("--val", type=int, default=0,
+                    help="hold out the last N training images: stage (ii) keeps the epoch (or the start) "
+                         "with the best top-1 on them, not the last one, and never looks at the test set "
+                         "to choose")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     teacher_path = os.path.join(args.train, "teacher.pt")
@@ -239,6 +244,12 @@ def main():
         sys.exit("train_entropic: --target-bytes and --channels must be positive")
     os.makedirs(args.train, exist_ok=True)
     train, test = data.load("train", args.data), data.load("test", args.data)
+    val = None
+    if args.val:
+        if not 0 < args.val < train[0].shape[0] // 2:
+            sys.exit(f"train_entropic: --val {args.val}: expected 1 to {train[0].shape[0] // 2 - 1} images")
+        val = (train[0][-args.val:], train[1][-args.val:])
+        train = (train[0][:-args.val], train[1][:-args.val])
     if init_bundle:
         teacher = teacher_from_bundle(init_bundle)
     else:
@@ -314,6 +325,11 @@ def main():
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     sched_prior = torch.optim.lr_scheduler.CosineAnnealingLR(opt_prior, steps)
     rc = RateControl(args.target_bytes, args.kd_lambda, args.eta)
+    best = None  # --val: (top-1, epoch, state) of the best so far; epoch 0 = the start
+    if val is not None:
+        acc, val_bytes = evaluate(student, *val)
+        best = (acc, 0, copy.deepcopy(student.state_dict()))
+        log(f"held-out {args.val} training images at the start: top-1 {acc:.2f}% at {val_bytes:.1f} B of information")
     for epoch in range(args.kd_epochs):
         t0, tot_l, tot_b, seen = time.time(), 0.0, 0.0, 0
         student.train()
@@ -344,11 +360,22 @@ def main():
             tot_l += task.item() * idx.numel()
             tot_b += rate.item() * idx.numel()
             seen += idx.numel()
+        held = ""
+        if val is not None:
+            v_acc, v_bytes = evaluate(student, *val)
+            held = f"held-out top-1 {v_acc:.2f}% at {v_bytes:.1f} B; "
+            if v_acc > best[0]:
+                best = (v_acc, epoch + 1, copy.deepcopy(student.state_dict()))
         acc, test_bytes = evaluate(student, *test)
         log(f"entropic c={args.channels} kd epoch {epoch + 1}/{args.kd_epochs}: kd loss {tot_l / seen:.4f}, "
-            f"train rate {tot_b / seen / 8:.1f} B, lambda {rc.lam:.3g}; test top-1 {acc:.2f}% at "
+            f"train rate {tot_b / seen / 8:.1f} B, lambda {rc.lam:.3g}; {held}test top-1 {acc:.2f}% at "
             f"{test_bytes:.1f} B of information ({time.time() - t0:.0f} s)")
         torch.save(student.state_dict(), path)  # after every epoch: an interrupted run keeps its latest
+    if best is not None:
+        student.load_state_dict(best[2])
+        acc, test_bytes = evaluate(student, *test)
+        log(f"kept {'the start' if best[1] == 0 else f'epoch {best[1]}'} (best held-out top-1 {best[0]:.2f}%): "
+            f"test top-1 {acc:.2f}% at {test_bytes:.1f} B of information")
     torch.save(student.state_dict(), path)
     log(f"wrote {path}")
 

@@ -345,6 +345,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
 
   // The local model: the reference every tail estimate starts from.
   double full_us = 0;
+  double local_wall = 0, local_cpu = 0;  // the local models' profiled passes
   {
     auto t = time_runs([&]() -> Status { return bundle->run_full(normalized()).status(); });
     if (!t.ok()) {
@@ -352,6 +353,8 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
         return Status(t.status().code(), "dynamic: the local candidate needs the full model: " + t.status().message());
     } else {
       full_us = t->cpu;
+      local_wall += t->wall;
+      local_cpu += t->cpu;
       if (o.allow_local && wanted("local") && accurate_enough(m.accuracy_full)) {
         Candidate c;
         c.name = "local";
@@ -392,6 +395,8 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     c.name = id;
     c.strategy.local = l;
     c.profiled_us = t->cpu;
+    local_wall += t->wall;
+    local_cpu += t->cpu;
     if (impl->local_index < 0) impl->local_index = int(st.cands.size());
     st.cands.push_back(c);
   }
@@ -437,6 +442,11 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
   if (st.cands.empty())
     return invalid_argument("dynamic: no candidate left (check the candidate subset, the accuracy floor and the bundle)");
 
+  // The device's wall per CPU as profiling saw it, until real local passes tell: under a CPU
+  // quota a long model's passes wait for most of each period (wall about 4 x CPU at a quarter of a
+  // core); believed 1, the first requests would run such a model locally where a split answers
+  // in a third of the time.
+  if (local_cpu > 0) st.wall_per_cpu.set_prior(local_wall / local_cpu);
   for (auto& c : st.cands) c.last_run = Clock::now();
   auto session = SplitSession::create(bundle, nullptr);
   if (!session.ok()) return session.status();
@@ -510,9 +520,10 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
       int explore = -1;
       for (size_t i = 0; i < st.cands.size(); ++i) {
         if (int(i) == pick || !costs[i].available || now - st.cands[i].last_run < stale) continue;
-        // A local model's trial (two requests) a quarter as often: its rank against the other
-        // local models follows the device's speed without one (DynamicState::cpu_estimate).
-        if (!costs[i].remote && st.last_local_explore != 0 &&
+        // A local model's trial (two requests) while another local model is in use, a quarter
+        // as often: its rank against that one follows the device's speed without a trial
+        // (DynamicState::cpu_estimate).
+        if (!costs[i].remote && !costs[size_t(pick)].remote && st.last_local_explore != 0 &&
             st.requests - st.last_local_explore < 4ull * st.opt.explore_every)
           continue;
         if (ev[i].latency_us > (1 + st.opt.explore_margin) * ev[size_t(pick)].latency_us) continue;

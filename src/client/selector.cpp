@@ -26,19 +26,22 @@ void WallPerCpu::add(double wall_us, double cpu_us) {
   if (passes_.size() > window_) passes_.pop_front();
 }
 
+void WallPerCpu::set_prior(double ratio) {
+  if (ratio > 0) prior_ = std::clamp(ratio, 0.05, 100.0);
+}
+
 double WallPerCpu::value() const {
   double wall = 0, cpu = 0;
   for (const auto& [w, c] : passes_) {
     wall += w;
     cpu += c;
   }
-  if (!(cpu > 0)) return 1.0;
-  // Until kSettled passes came, pseudo-passes at wall = CPU make up the difference: one pass that
-  // met a quota's wait would otherwise price every local candidate at several times its cost, and
-  // a device believed slow is not tried again to learn otherwise (believed fast, it is, at once).
+  if (!(cpu > 0)) return prior_;
+  // Until kSettled passes came, pseudo-passes at the prior make up the difference: one pass that
+  // met a quota's wait would otherwise price every local candidate at several times its cost.
   const double missing = passes_.size() < kSettled ? double(kSettled - passes_.size()) : 0.0;
-  const double prior = missing * cpu / double(passes_.size());
-  return std::clamp((wall + prior) / (cpu + prior), 0.05, 100.0);
+  const double pseudo_cpu = missing * cpu / double(passes_.size());
+  return std::clamp((wall + pseudo_cpu * prior_) / (cpu + pseudo_cpu), 0.05, 100.0);
 }
 
 Evaluation evaluate(const Cost& c, const Link& link, const DynamicOptions& o) {

@@ -69,11 +69,17 @@ class WallPerCpu {
  public:
   explicit WallPerCpu(size_t window = 32) : window_(window < 1 ? 1 : window) {}
   void add(double wall_us, double cpu_us);
-  double value() const;  // 1 before any pass; clamped to [0.05, 100]
+  // What to believe before kSettled passes came (1 unless set): DynamicSession sets the ratio
+  // its profiling passes showed. Believed slower than it is, a device's local models might not be
+  // tried again to learn otherwise; believed faster (1 under a quota), a request or two run
+  // locally where a split would have answered several times sooner.
+  void set_prior(double ratio);
+  double value() const;  // the prior before any pass; clamped to [0.05, 100]
   size_t size() const { return passes_.size(); }
   static constexpr size_t kSettled = 4;  // passes before the factor is theirs alone
 
  private:
+  double prior_ = 1.0;
   size_t window_;
   std::deque<std::pair<double, double>> passes_;  // wall, CPU
 };
