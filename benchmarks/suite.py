@@ -44,6 +44,7 @@ import json
 import math
 import os
 import queue
+import random
 import re
 import shutil
 import signal
@@ -579,7 +580,30 @@ def summarize_cells(cells, bundles):
         energies = [r["energy_j"] for r in rows if r.get("energy_j") is not None]
         cell["energy_j_per_inference"] = statistics.fmean(energies) if energies and len(energies) == len(rows) else None
         out.append(cell)
+    by_key = {(c["bundle"], c["rate_mbit"], c["strategy"]): c for c in out}
+    for (name, rate, strat), c in cells.items():
+        if strat != "dynamic" or not c["rows"] or c.get("peer"):
+            continue
+        fixed = [(by_key[k]["latency_ms"]["total"]["p50"], k[2]) for k in by_key
+                 if k[0] == name and k[1] == rate and k[2] not in ("dynamic", "peer") and by_key[k]["requests"]]
+        if fixed:
+            best = min(fixed)[1]
+            by_key[(name, rate, "dynamic")]["vs_best_fixed"] = ratio_interval(
+                [r["total_ms"] for r in c["rows"]], [r["total_ms"] for r in cells[(name, rate, best)]["rows"]], best)
     return out
+
+
+def ratio_interval(dynamic_ms, fixed_ms, fixed_name, resamples=2000, seed=1):
+    """dynamic's p50 over a fixed strategy's p50, with a 95% bootstrap interval (each side's
+    samples resampled on their own; seeded). Under a CPU quota a pass either fits in what is left
+    of the quota's slice or waits for the next one, so latencies are bimodal and a p50 of 100
+    requests moves by 10-20% from run to run: the interval says how far a ratio can be trusted."""
+    rng = random.Random(seed)
+    p50 = lambda v: pct(v, 0.5)  # noqa: E731
+    ratios = sorted(p50(rng.choices(dynamic_ms, k=len(dynamic_ms))) / p50(rng.choices(fixed_ms, k=len(fixed_ms)))
+                    for _ in range(resamples))
+    return {"strategy": fixed_name, "ratio_p50": p50(dynamic_ms) / p50(fixed_ms),
+            "ci95": [ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]], "resamples": resamples}
 
 
 def accuracy_pass(args, h, bundles, models):
@@ -883,8 +907,8 @@ def report(args, res, bundles, plot_paths, image_prefix):
                  f"end-to-end p90 / p50 in ms, up to {n} requests per cell; `peer` = the Python peer on "
                  f"`{b['default_split']}`):")
         L.append("")
-        L.append("| Mbit/s | " + " | ".join(strategies) + " | best fixed (p90) | dynamic / best fixed (p50) | "
-                 "dynamic's choices |")
+        L.append("| Mbit/s | " + " | ".join(strategies) + " | best fixed (p90) | dynamic / best fixed (p50; 95% "
+                 "interval) | dynamic's choices |")
         L.append("|---:|" + "---:|" * len(strategies) + "---|---:|---|")
         for rate in cfg["rates"]:
             cells = []
@@ -908,6 +932,9 @@ def report(args, res, bundles, plot_paths, image_prefix):
                           and cm[(name, rate, s)]["requests"]), default=None)
             ratio = (f"{dcell['latency_ms']['total']['p50'] / best50:.2f}"
                      if dcell and dcell["requests"] and best50 else "-")
+            ci = (dcell or {}).get("vs_best_fixed", {}).get("ci95")
+            if ci and ratio != "-":
+                ratio += f" ({ci[0]:.2f}-{ci[1]:.2f})"
             L.append(f"| {rate_name(rate)} | " + " | ".join(cells) + f" | {best[1] + ' ' + fmt(best[0]) if best else '-'} | "
                      f"{ratio} | {choices} |")
         L.append("")

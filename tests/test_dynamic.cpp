@@ -224,6 +224,35 @@ TEST(WallPerCpu, RatioOfRecentSumsWithACautiousStart) {
   EXPECT_DOUBLE_EQ(fast.value(), 0.05);  // clamped
 }
 
+// Two local models whose profiles say they cost the same, where B really takes 15% more CPU than
+// A: the estimates learn the 15% from B's trials while A is in use, keep it when B becomes the
+// model in use and A the one tried now and then, and keep it when the device slows down while
+// B's own passes are old.
+TEST(LocalModels, RankedInOneFrameAcrossSwitchesAndADeviceSlowingDown) {
+  libsplit::dynamic::LocalModels m;
+  const size_t a = m.add_model(1000), b = m.add_model(1000);
+  EXPECT_DOUBLE_EQ(m.estimate_us(a), 1000.0);  // the profile until passes come
+  double speed = 1.1;                           // real passes cost 10% more than profiled ones
+  size_t in_use = a;
+  auto pass = [&](size_t which) { m.add_pass(which, 1000 * speed * (which == b ? 1.15 : 1.0), which == in_use); };
+  auto ratio = [&] { return m.estimate_us(b) / m.estimate_us(a); };
+  for (int i = 0; i < 60; ++i) pass(i % 5 == 4 ? b : a);  // A in use, B tried one in 5
+  EXPECT_NEAR(ratio(), 1.15, 0.01);
+  EXPECT_NEAR(m.estimate_us(a), 1100.0, 1.0);
+  in_use = b;
+  for (int i = 0; i < 60; ++i) pass(i % 5 == 4 ? a : b);  // B in use, A tried
+  EXPECT_NEAR(ratio(), 1.15, 0.01) << "a switch leaves the models' relation as it was";
+  EXPECT_NEAR(m.estimate_us(b), 1265.0, 1.0);
+  in_use = a;
+  for (int i = 0; i < 60; ++i) pass(i % 5 == 4 ? b : a);  // back to A
+  speed = 1.6;  // the device slows down; only A runs
+  for (int i = 0; i < 9; ++i) pass(a);
+  EXPECT_NEAR(m.estimate_us(a), 1600.0, 1.0);
+  EXPECT_NEAR(ratio(), 1.15, 0.01) << "B's older passes do not make it look cheaper than A";
+  m.add_pass(a, 0, true);  // a pass the CPU clock did not see: ignored
+  EXPECT_NEAR(m.estimate_us(a), 1600.0, 1.0);
+}
+
 TEST(DynamicOptions, PolicyAndPowerProfileParse) {
   EXPECT_EQ(*libsplit::parse_policy("energy"), Policy::kMinEnergy);
   EXPECT_FALSE(libsplit::parse_policy("fastest").ok());

@@ -46,6 +46,35 @@ class Cells(unittest.TestCase):
         self.assertIsNone(c["energy_j_per_inference"])
 
 
+class DynamicAgainstBestFixed(unittest.TestCase):
+    @staticmethod
+    def rows(totals):
+        return [{"head_ms": t, "encode_ms": 0.0, "network_ms": 0.0, "queue_ms": 0.0, "tail_ms": 0.0, "total_ms": t,
+                 "request_bytes": 0, "response_bytes": 0, "energy_j": None} for t in totals]
+
+    def test_ratio_to_the_best_fixed_p50_with_a_bootstrap_interval(self):
+        cells = {("fm", 10, "local"): {"rows": self.rows([3.0] * 50), "failures": 0, "discarded": [], "choices": {}},
+                 ("fm", 10, "pruned30"): {"rows": self.rows([1.0, 3.0] * 25), "failures": 0, "discarded": [],
+                                          "choices": {}},
+                 ("fm", 10, "dynamic"): {"rows": self.rows([1.2] * 30 + [3.2] * 20), "failures": 0, "discarded": [],
+                                         "choices": {"pruned30": 50}}}
+        out = {c["strategy"]: c for c in suite.summarize_cells(cells, {"fm": {"labels": None}})}
+        v = out["dynamic"]["vs_best_fixed"]
+        self.assertEqual(v["strategy"], "pruned30")  # p50 1.0 (nearest rank), local's 3.0
+        self.assertAlmostEqual(v["ratio_p50"], 1.2)
+        lo, hi = v["ci95"]
+        # Half of pruned30's samples are slow: its resampled p50 is 1.0 or 3.0, so the interval is wide.
+        self.assertLess(lo, 0.5)
+        self.assertGreater(hi, 1.1)
+        self.assertNotIn("vs_best_fixed", out["pruned30"])
+        # Seeded: the same interval every time.
+        again = {c["strategy"]: c for c in suite.summarize_cells(cells, {"fm": {"labels": None}})}
+        self.assertEqual(again["dynamic"]["vs_best_fixed"]["ci95"], [lo, hi])
+        # Identical samples: the interval is the point.
+        one = suite.ratio_interval([2.0] * 9, [1.0] * 9, "x")
+        self.assertEqual((one["ratio_p50"], one["ci95"]), (2.0, [2.0, 2.0]))
+
+
 class WeakDevice(unittest.TestCase):
     def test_best_split_or_dynamic_against_local_and_the_better_offload(self):
         res = {"config": {"rates": [1, 50]}, "single_stream": [

@@ -75,10 +75,10 @@ struct Candidate {
   bool remote = false;
   // The device's part (head + encode; local: the whole model), profiled at creation (CPU time for
   // a local candidate, wall time for a remote one). `recent`: a remote candidate's last wall
-  // times; a local one's last passes against the device's speed at the time
-  // (DynamicState::cpu_estimate).
+  // times. A local candidate's estimate lives in DynamicState::local_models, at local_slot.
   double profiled_us = 0;
   dynamic::RecentMedian recent;
+  int local_slot = -1;
   double bytes = 0;      // request frame bytes
   double tail_us = 0;
   bool tail_known = false;
@@ -96,8 +96,7 @@ struct DynamicState {
   std::vector<Candidate> cands;
   dynamic::LinkEstimator link;
   dynamic::WallPerCpu wall_per_cpu;
-  // A real local pass's CPU time / its model's profiled time, over the last passes of any model.
-  dynamic::RecentMedian device_speed;
+  dynamic::LocalModels local_models;  // CPU-time estimates of the local candidates
   double queue_us = 0;
   double edge_ratio = 1.0;  // server tail time / this device's CPU time for the same layers
   bool ratio_known = false;
@@ -137,19 +136,8 @@ struct DynamicState {
   // periods and its waits average out, and a small one is far from deciding against a link.
   double device_us(const Candidate& c) const {
     if (c.remote) return c.recent.size() > 0 ? c.recent.value() : c.profiled_us;
-    return cpu_estimate(c) * wall_per_cpu.value();
-  }
-  // A local model's CPU time: its profiled time, times the device's current speed against the
-  // profiles (the median of cpu / profiled over the last local passes of any model), times how
-  // this model's own passes have compared with that speed (the median of its last ones; 1 until
-  // it has three). A model that is not in use is tried one request in explore_every: its own CPU
-  // times would be older than the current model's, and a device that slowed down since (a busy
-  // core, a hotter board) would make every model not in use look cheaper than the one that is.
-  // Compared through the device's current speed, models keep their rank whatever their age.
-  double cpu_estimate(const Candidate& c) const {
-    dynamic::RecentMedian own = c.recent;
-    if (own.size() < 3) own.add(1.0);
-    return c.profiled_us * own.value() * (device_speed.size() ? device_speed.value() : 1.0);
+    const double cpu = c.local_slot >= 0 ? local_models.estimate_us(size_t(c.local_slot)) : c.profiled_us;
+    return cpu * wall_per_cpu.value();
   }
   // A device pass of candidate `index` (mu held).
   void observe_device(size_t index, double wall_us, double cpu_us) {
@@ -164,13 +152,11 @@ struct DynamicState {
     // Only a warm pass (after one of the same model) ranks a local model: compared cold against
     // the warm passes of the model in use, a model explored now and then would look worse than
     // it is and never be chosen.
-    if (!(cpu_us > 0) || !(c.profiled_us > 0) || !warm) return;
+    if (!(cpu_us > 0) || c.local_slot < 0 || !warm) return;
     // Only a whole local pass teaches the device's factors: a remote candidate's device part can
     // be a few microseconds of encoding, where fixed costs and a quota's wait earned by other
     // work would make the device look several times slower than it is.
-    const double q = cpu_us / c.profiled_us;
-    c.recent.add(q / (device_speed.size() ? device_speed.value() : q));
-    device_speed.add(q);
+    local_models.add_pass(size_t(c.local_slot), cpu_us, int(index) == current);
     wall_per_cpu.add(wall_us, cpu_us);
   }
 };
@@ -359,6 +345,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
         Candidate c;
         c.name = "local";
         c.profiled_us = full_us;
+        c.local_slot = int(st.local_models.add_model(full_us));
         impl->local_index = int(st.cands.size());
         st.cands.push_back(c);
       }
@@ -395,6 +382,7 @@ Result<std::unique_ptr<DynamicSession>> DynamicSession::create(const Bundle* bun
     c.name = id;
     c.strategy.local = l;
     c.profiled_us = t->cpu;
+    c.local_slot = int(st.local_models.add_model(t->cpu));
     local_wall += t->wall;
     local_cpu += t->cpu;
     if (impl->local_index < 0) impl->local_index = int(st.cands.size());
@@ -522,7 +510,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
         if (int(i) == pick || !costs[i].available || now - st.cands[i].last_run < stale) continue;
         // A local model's trial (two requests) while another local model is in use, a quarter
         // as often: its rank against that one follows the device's speed without a trial
-        // (DynamicState::cpu_estimate).
+        // (dynamic::LocalModels).
         if (!costs[i].remote && !costs[size_t(pick)].remote && st.last_local_explore != 0 &&
             st.requests - st.last_local_explore < 4ull * st.opt.explore_every)
           continue;

@@ -20,6 +20,34 @@ double RecentMedian::value() const {
   return (*std::max_element(v.begin(), v.begin() + long(mid)) + upper) / 2;
 }
 
+size_t LocalModels::add_model(double profiled_cpu_us) {
+  models_.push_back({profiled_cpu_us, RecentMedian(window_)});
+  return models_.size() - 1;
+}
+
+double LocalModels::relative_factor(size_t model) const {
+  RecentMedian own = models_.at(model).relative;
+  if (own.size() < 3) own.add(1.0);
+  return own.value();
+}
+
+double LocalModels::estimate_us(size_t model) const {
+  return models_.at(model).profiled_us * relative_factor(model) * (speed_.size() ? speed_.value() : 1.0);
+}
+
+void LocalModels::add_pass(size_t model, double cpu_us, bool in_use) {
+  auto& m = models_.at(model);
+  if (!(cpu_us > 0) || !(m.profiled_us > 0)) return;
+  const double q = cpu_us / m.profiled_us;
+  // A pass of the model in use tells the device's speed (its factor held), a trial tells the
+  // tried model's factor against that speed; were both learnt from one pass, a device slowing
+  // down would be taken in part for the model growing slower, and counted twice.
+  if (in_use || speed_.size() == 0)
+    speed_.add(q / relative_factor(model));
+  else
+    m.relative.add(q / speed_.value());
+}
+
 void WallPerCpu::add(double wall_us, double cpu_us) {
   if (!(wall_us >= 0) || !(cpu_us > 0)) return;  // a pass the CPU clock did not see says nothing
   passes_.emplace_back(wall_us, cpu_us);

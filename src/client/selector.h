@@ -60,6 +60,37 @@ class RecentMedian {
   std::deque<double> values_;
 };
 
+// CPU-time estimates of the device's local models (the full one, pruned ones): a model's
+// profiled time x its relative factor x the device's speed. The relative factor says how the
+// model's passes compare with the profiles of the others (the median of its last ones; 1 until
+// it has three); the speed is the median of cpu / (profiled x relative factor) over the last
+// passes of any model. A model not in use runs only as a trial now and then, so its own times
+// are older than the current model's: were they compared as they are, a device that slowed down
+// since (a busy core, a hotter board) would make every model not in use look cheaper than the
+// one that is. Through the device's current speed, models keep their rank whatever their age.
+// The factors stay in one frame: the model in use keeps its own (the speed follows it), a
+// trial's is measured against it, and a switch of the model in use changes neither. Before any
+// trial a model's factor is 1: its profile is taken as it is.
+class LocalModels {
+ public:
+  explicit LocalModels(size_t window = 9) : window_(window), speed_(window) {}
+  size_t add_model(double profiled_cpu_us);  // returns the model's index
+  // A pass of `model`: of the model in use (`in_use`), or a trial of another one.
+  void add_pass(size_t model, double cpu_us, bool in_use);
+  double estimate_us(size_t model) const;
+  double relative_factor(size_t model) const;
+  size_t size() const { return models_.size(); }
+
+ private:
+  struct Model {
+    double profiled_us;
+    RecentMedian relative;
+  };
+  size_t window_;
+  RecentMedian speed_;
+  std::vector<Model> models_;
+};
+
 // Wall time per CPU time over the device's recent local passes: sums over a window, so the
 // factor is a ratio of means. A device's passes are ranked by their CPU time, which
 // a CPU quota or a busy core does not change, and priced in wall time through this factor; a
