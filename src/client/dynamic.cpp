@@ -104,8 +104,8 @@ struct DynamicState {
   uint64_t requests = 0, last_explore = 0;  // run() calls; the one that last explored
   uint64_t last_local_explore = 0;          // the one that last started a local model's trial
   // The candidate whose device work ran last (-1: none yet, or profiling). A local pass right
-  // after another model's device work runs with that model in the caches: on a small network it
-  // takes 10-20% more CPU than the same model's next pass, as much as two pruned models differ.
+  // after another model's device work runs with that model in the caches, not its own: on a
+  // small network a cold pass can cost as much more CPU as two pruned models differ.
   int last_device = -1;
   // A local candidate being explored runs twice in a row (this names it for the second request):
   // the first pass is cold and teaches nothing, the second is what the model costs when it is the
