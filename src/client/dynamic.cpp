@@ -75,7 +75,8 @@ struct Candidate {
   bool remote = false;
   // The device's part (head + encode; local: the whole model), profiled at creation (CPU time for
   // a local candidate, wall time for a remote one). `recent`: a remote candidate's last wall
-  // times. A local candidate's estimate lives in DynamicState::local_models, at local_slot.
+  // times. A local candidate's estimate lives in DynamicState::local_models, at local_slot (every
+  // local candidate has one).
   double profiled_us = 0;
   dynamic::RecentMedian recent;
   int local_slot = -1;
@@ -104,8 +105,7 @@ struct DynamicState {
   uint64_t requests = 0, last_explore = 0;  // run() calls; the one that last explored
   uint64_t last_local_explore = 0;          // the one that last started a local model's trial
   // The candidate whose device work ran last (-1: none yet, or profiling). A local pass right
-  // after another model's device work runs with that model in the caches, not its own: on a
-  // small network a cold pass can cost as much more CPU as two pruned models differ.
+  // after another model's device work runs with that model in the caches, not its own.
   int last_device = -1;
   // A local candidate being explored runs twice in a row (this names it for the second request):
   // the first pass is cold and teaches nothing, the second is what the model costs when it is the
@@ -136,8 +136,7 @@ struct DynamicState {
   // periods and its waits average out, and a small one is far from deciding against a link.
   double device_us(const Candidate& c) const {
     if (c.remote) return c.recent.size() > 0 ? c.recent.value() : c.profiled_us;
-    const double cpu = c.local_slot >= 0 ? local_models.estimate_us(size_t(c.local_slot)) : c.profiled_us;
-    return cpu * wall_per_cpu.value();
+    return local_models.estimate_us(size_t(c.local_slot)) * wall_per_cpu.value();
   }
   // A device pass of candidate `index` (mu held).
   void observe_device(size_t index, double wall_us, double cpu_us) {
@@ -152,7 +151,7 @@ struct DynamicState {
     // Only a warm pass (after one of the same model) ranks a local model: compared cold against
     // the warm passes of the model in use, a model explored now and then would look worse than
     // it is and never be chosen.
-    if (!(cpu_us > 0) || c.local_slot < 0 || !warm) return;
+    if (!(cpu_us > 0) || !warm) return;
     // Only a whole local pass teaches the device's factors: a remote candidate's device part can
     // be a few microseconds of encoding, where fixed costs and a quota's wait earned by other
     // work would make the device look several times slower than it is.

@@ -62,9 +62,9 @@ class RecentMedian {
 
 // CPU-time estimates of the device's local models (the full one, pruned ones): a model's
 // profiled time x its relative factor x the device's speed. The relative factor says how the
-// model's passes compare with the profiles of the others (the median of its last ones; 1 until
-// it has three); the speed is the median of cpu / (profiled x relative factor) over the last
-// passes of any model. A model not in use runs only as a trial now and then, so its own times
+// model's passes compare with the profiles of the others (the median of its last trials; 1
+// until it has three); the speed is the median of cpu / (profiled x relative factor) over the
+// last passes of the model in use, whichever it was. A model not in use runs only as a trial now and then, so its own times
 // are older than the current model's: were they compared as they are, a device that slowed down
 // since (a busy core, a hotter board) would make every model not in use look cheaper than the
 // one that is. Through the device's current speed, models keep their rank whatever their age.
@@ -78,10 +78,9 @@ class LocalModels {
   // A pass of `model`: of the model in use (`in_use`), or a trial of another one.
   void add_pass(size_t model, double cpu_us, bool in_use);
   double estimate_us(size_t model) const;
-  double relative_factor(size_t model) const;
-  size_t size() const { return models_.size(); }
 
  private:
+  double relative_factor(size_t model) const;
   struct Model {
     double profiled_us;
     RecentMedian relative;
