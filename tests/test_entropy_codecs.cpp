@@ -37,13 +37,50 @@ void put32(std::vector<uint8_t>* b, uint32_t v) {
 
 using Predictor = std::vector<std::pair<int32_t, std::vector<int32_t>>>;  // (bias, weights), Q16
 
+// A context model by the fields of src/codec/context.h: weights as full matrices (entries a
+// unit or element cannot see must be 0; the writer leaves them out).
+struct Context {
+  uint32_t bins, groups, hidden_shift, out_shift;
+  std::vector<uint32_t> degree;
+  std::vector<int64_t> b1, bm, bs;
+  std::vector<std::vector<int32_t>> w1, wm, vm, ws, vs;
+};
+
+void put64(std::vector<uint8_t>* b, int64_t v) {
+  put32(b, uint32_t(uint64_t(v)));
+  put32(b, uint32_t(uint64_t(v) >> 32));
+}
+
+std::vector<uint8_t> context_section(const Context& c) {
+  std::vector<uint8_t> b;
+  const size_t n = c.bm.size(), h = c.degree.size();
+  for (uint32_t v : {uint32_t(n), uint32_t(h), c.bins, c.groups}) put32(&b, v);
+  b.push_back(uint8_t(c.hidden_shift));
+  b.push_back(uint8_t(c.out_shift));
+  for (size_t k = 0; k < h; ++k) {
+    put32(&b, c.degree[k]);
+    put64(&b, c.b1[k]);
+    for (size_t j = 0; j <= c.degree[k]; ++j) put16(&b, uint16_t(c.w1[k][j]));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    size_t visible = 0;
+    while (visible < h && c.degree[visible] < i) ++visible;
+    for (int o = 0; o < 2; ++o) {
+      put64(&b, o == 0 ? c.bm[i] : c.bs[i]);
+      for (size_t k = 0; k < visible; ++k) put16(&b, uint16_t((o == 0 ? c.wm : c.ws)[i][k]));
+      for (size_t j = 0; j < i; ++j) put16(&b, uint16_t((o == 0 ? c.vm : c.vs)[i][j]));
+    }
+  }
+  return b;
+}
+
 // A tables file written by the format's description (src/codec/tables.cpp), independently of
 // the parser: `tables` are (offset, frequencies with the escape last); a predictor makes it a
-// format 2 file.
+// format 2 file, a context model a format 3 one.
 std::vector<uint8_t> tables_file(const std::vector<std::pair<int, std::vector<uint32_t>>>& tables,
-                                 const Predictor* predictor = nullptr) {
+                                 const Predictor* predictor = nullptr, const Context* context = nullptr) {
   std::vector<uint8_t> b = {'L', 'S', 'E', 'T'};
-  put16(&b, predictor ? 2 : 1);
+  put16(&b, context ? 3 : predictor ? 2 : 1);
   put16(&b, 0);
   put32(&b, uint32_t(tables.size()));
   for (const auto& [offset, freqs] : tables) {
@@ -58,6 +95,10 @@ std::vector<uint8_t> tables_file(const std::vector<std::pair<int, std::vector<ui
       put32(&b, uint32_t(weights.size()));
       for (int32_t w : weights) put32(&b, uint32_t(w));
     }
+  }
+  if (context) {
+    const auto section = context_section(*context);
+    b.insert(b.end(), section.begin(), section.end());
   }
   put32(&b, libsplit::codec::crc32c(b.data(), b.size()));
   return b;
@@ -244,8 +285,8 @@ TEST(EntropyCodecs, TablesFileIsValidatedFieldByField) {
   f[0] = 'X';
   expect_error(resealed(f), "magic");
   f = good;
-  f[4] = 3;
-  expect_error(resealed(f), "format version 3");
+  f[4] = 4;
+  expect_error(resealed(f), "format version 4");
   f = good;
   f[4] = 2;  // format 2 without its predictor section
   expect_error(resealed(f), "predictor's element count is cut off");
@@ -378,6 +419,148 @@ TEST(EntropyCodecs, PredictedTablesCodeResidualsLosslesslyAndSmaller) {
   e.table_version = predicted->version();
   Tensor out;
   EXPECT_FALSE(libsplit::decode(e, &out, predicted.get()).ok());
+}
+
+// The golden context model: 6 elements, 5 hidden units, 3 bins, 2 groups (tables 0-5), with
+// figures from tools/libsplit_tools/context.py (outputs, symbols_and_tables) and tables.py
+// (encode_tables with six {65535, 1} tables): the C++ and Python models and writers agree to the
+// bit, through clamps at both ends of the predictions and the bins.
+Context golden_context() {
+  Context c;
+  c.bins = 3;
+  c.groups = 2;
+  c.hidden_shift = 4;
+  c.out_shift = 10;
+  c.degree = {0, 1, 1, 3, 4};
+  c.b1 = {451, 940, 1116, 463, -395};
+  c.w1 = {{-285, 0, 0, 0, 0, 0}, {-13, 179, 0, 0, 0, 0}, {-292, 117, 0, 0, 0, 0}, {-117, 18, 96, -260, 0, 0},
+          {208, 68, 143, -173, 30, 0}};
+  c.bm = {143176, -584, 38727, 141365, 251360, 137979};
+  c.wm = {{0, 0, 0, 0, 0}, {154, 0, 0, 0, 0}, {-181, -193, 183, 0, 0}, {-100, -35, -68, 0, 0},
+          {27, -247, 32, -40, 0}, {43, -61, -58, -91, 71}};
+  c.vm = {{0, 0, 0, 0, 0, 0},         {-144, 0, 0, 0, 0, 0},       {-245, 11, 0, 0, 0, 0},
+          {-381, 369, 203, 0, 0, 0}, {-7, -179, -223, 143, 0, 0}, {67, -254, -222, 389, -185, 0}};
+  c.bs = {2659, 722, -281, -600, 2180, 2773};
+  c.ws = {{0, 0, 0, 0, 0}, {-36, 0, 0, 0, 0}, {-34, 49, 49, 0, 0}, {38, 25, -10, 0, 0},
+          {-28, -39, -39, -11, 0}, {-36, -23, -3, 35, -34}};
+  c.vs = {{0, 0, 0, 0, 0, 0},     {-5, 0, 0, 0, 0, 0},        {27, 16, 0, 0, 0, 0},
+          {-1, 15, 19, 0, 0, 0}, {0, -28, -28, -26, 0, 0}, {8, 9, -28, -12, 26, 0}};
+  return c;
+}
+
+TEST(EntropyCodecs, ContextModelMatchesThePythonReference) {
+  const Context c = golden_context();
+  const auto file = tables_file(std::vector<std::pair<int, std::vector<uint32_t>>>(6, {0, {65535, 1}}), nullptr, &c);
+  EXPECT_EQ(file.size(), 384u);
+  auto t = parse(file);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->version(), 0x2aa7aaccu);
+  const auto& m = t->impl().context;
+  ASSERT_EQ(m.elements, 6u);
+  const std::vector<uint8_t> codes = {10, 200, 37, 0, 255, 128, 255, 255, 255, 255, 255, 255,
+                                      0,  0,   0,  0, 0,   0,   128, 3,   77,  250, 1,   90};
+  const std::vector<uint8_t> predicted = {140, 255, 1, 0, 48, 0, 140, 0, 0,  115, 0,   178,
+                                          140, 255, 0, 0, 255, 0, 140, 4, 32, 80,  255, 247};
+  const std::vector<uint8_t> symbols = {254, 73,  164, 128, 79,  0,   243, 127, 127, 12, 127, 205,
+                                        244, 129, 128, 128, 129, 128, 116, 127, 173, 42, 130, 227};
+  const std::vector<uint32_t> tables = {2, 0, 2, 5, 3, 3, 2, 0, 2, 5, 3, 3, 2, 0, 0, 5, 3, 3, 2, 0, 0, 3, 5, 3};
+  libsplit::codec::ContextModel::Sample s;
+  for (size_t smp = 0; smp < 4; ++smp) {
+    m.begin(&s);
+    for (size_t i = 0; i < 6; ++i) {
+      uint8_t p;
+      uint32_t table;
+      m.predict(&s, i, &p, &table);
+      EXPECT_EQ(p, predicted[smp * 6 + i]) << smp << "," << i;
+      EXPECT_EQ(table, tables[smp * 6 + i]) << smp << "," << i;
+      libsplit::codec::ContextModel::set_code(&s, i, codes[smp * 6 + i]);
+    }
+  }
+  std::vector<uint8_t> got(codes.size());
+  std::vector<uint32_t> got_tables(codes.size());
+  m.to_symbols(codes.data(), codes.size(), got.data(), got_tables.data());
+  EXPECT_EQ(got, symbols);
+  EXPECT_EQ(got_tables, tables);
+}
+
+TEST(EntropyCodecs, ContextTablesCodeLosslesslyAndRejectCorruptStreams) {
+  const Context c = golden_context();
+  // Six tables over different narrow ranges: many residuals escape, some tables are never used.
+  std::vector<std::pair<int, std::vector<uint32_t>>> tables;
+  for (int t = 0; t < 6; ++t) {
+    std::vector<uint64_t> counts(21);
+    for (size_t k = 0; k < counts.size(); ++k) counts[k] = 1 + (k * 7 + size_t(t)) % 13;
+    tables.emplace_back(100 + 5 * t, libsplit::codec::rans::Table::normalize(counts));
+  }
+  auto ctx = parse(tables_file(tables, nullptr, &c));
+  ASSERT_TRUE(ctx);
+  for (uint32_t seed = 0; seed < 20; ++seed) {
+    for (int64_t batch : {1, 3}) {  // a batch is whole samples, each modelled on its own
+      const Tensor x = gaussian({batch, 2, 3}, seed, 1.0f + float(seed));
+      EncodedTensor q8, e;
+      ASSERT_TRUE(libsplit::encode(x, kQ8, &q8).ok());
+      auto st = libsplit::encode(x, kQ8Rans, &e, ctx.get());
+      ASSERT_TRUE(st.ok()) << st.to_string();
+      EXPECT_EQ(e.table_version, ctx->version());
+      Tensor want, got;
+      ASSERT_TRUE(libsplit::decode(q8, &want).ok());
+      st = libsplit::decode(e, &got, ctx.get());
+      ASSERT_TRUE(st.ok()) << st.to_string();
+      EXPECT_EQ(want.data, got.data);  // bit for bit
+      std::mt19937 rng(seed);
+      for (int k = 0; k < 50; ++k) {  // corrupt streams: an error, or a tensor of the right size
+        EncodedTensor bad = e;
+        bad.payload[rng() % bad.payload.size()] ^= uint8_t(1u << (rng() % 8));
+        if (rng() % 4 == 0) bad.payload.resize(rng() % bad.payload.size());
+        Tensor out;
+        if (libsplit::decode(bad, &out, ctx.get()).ok()) {
+          EXPECT_EQ(out.data.size(), x.data.size());  // (an escaped code's flat bits carry no check)
+        }
+      }
+    }
+  }
+  // Not whole samples of the model: an error naming it.
+  EncodedTensor e;
+  auto st = libsplit::encode(gaussian({1, 4}, 3), kQ8Rans, &e, ctx.get());
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("6-element context model"), std::string::npos) << st.message();
+}
+
+TEST(EntropyCodecs, ContextModelSectionIsValidated) {
+  const std::vector<std::pair<int, std::vector<uint32_t>>> six(6, {0, {65535, 1}});
+  auto expect_error = [](const std::vector<uint8_t>& file, const std::string& needle) {
+    auto r = EntropyTables::parse(file.data(), file.size(), "x.tables");
+    ASSERT_FALSE(r.ok()) << needle;
+    EXPECT_NE(r.status().message().find(needle), std::string::npos) << r.status().message();
+  };
+  Context c = golden_context();
+  expect_error(tables_file({{0, {65535, 1}}}, nullptr, &c), "2 groups x 3 bins are not the 1 tables");
+  c.degree = {0, 1, 1, 3, 6};
+  expect_error(tables_file(six, nullptr, &c), "degree 6, beyond its 6 elements");
+  c = golden_context();
+  c.degree = {0, 1, 0, 3, 4};
+  expect_error(tables_file(six, nullptr, &c), "not sorted by degree (unit 2)");
+  c = golden_context();
+  c.bm[3] = (int64_t(1) << 40) + 1;
+  expect_error(tables_file(six, nullptr, &c), "element 3 has a bias beyond 2^40");
+  c = golden_context();
+  c.hidden_shift = 41;
+  expect_error(tables_file(six, nullptr, &c), "shifts 41, 10 exceed 40");
+  c = golden_context();
+  c.groups = 7;
+  c.bins = 1;
+  auto seven = six;
+  seven.push_back({0, {65535, 1}});
+  expect_error(tables_file(seven, nullptr, &c), "7 groups for 6 elements");
+  // Cut anywhere in the section: an error naming what is cut off, never a read past the end.
+  const Context golden = golden_context();
+  const auto good = tables_file(six, nullptr, &golden);
+  const size_t section_start = 12 + 6 * 7;
+  for (size_t len = section_start; len < good.size() - 4; ++len) {
+    std::vector<uint8_t> f(good.begin(), good.begin() + long(len));
+    put32(&f, libsplit::codec::crc32c(f.data(), f.size()));
+    expect_error(f, "cut off");
+  }
 }
 
 TEST(EntropyCodecs, RequestFramesCarryTheTableVersionAndAVariablePayload) {

@@ -49,10 +49,17 @@ Status check_spec(const CodecSpec& s) {
 Status check_tables(const CodecSpec& spec, const EntropyTables* tables, int64_t n) {
   if (tables == nullptr)
     return detail::failed_precondition("codec ", codec_name(spec), " needs the split's entropy tables (none loaded)");
+  const auto& tt = tables->impl();
+  if (!tt.context.empty()) {  // the context model picks each element's table
+    if (n == 0 || uint64_t(n) % tt.context.elements != 0)
+      return invalid_argument("codec ", codec_name(spec), ": ", n, " elements are not whole samples of the tables' ",
+                              tt.context.elements, "-element context model");
+    return {};
+  }
   if (n == 0 || uint64_t(n) % tables->count() != 0)
     return invalid_argument("codec ", codec_name(spec), ": ", n, " elements cannot be split among ",
                             tables->count(), " tables");
-  const size_t per_sample = tables->impl().predictor.elements;
+  const size_t per_sample = tt.predictor.elements;
   if (per_sample != 0 && uint64_t(n) % per_sample != 0)
     return invalid_argument("codec ", codec_name(spec), ": ", n, " elements are not whole samples of the tables' ",
                             per_sample, "-element predictor");
@@ -198,6 +205,14 @@ Status encode(const Tensor& t, const CodecSpec& spec, EncodedTensor* out, const 
       return {};
     }
     const auto& tt = tables->impl();
+    if (!tt.context.empty()) {  // residuals, each with the table the context model picks
+      std::vector<uint8_t> symbols(codes.size());
+      std::vector<uint32_t> which(codes.size());
+      tt.context.to_symbols(codes.data(), codes.size(), symbols.data(), which.data());
+      codec::rans::Coder::encode_indexed(symbols.data(), which.data(), symbols.size(), tt.pointers, &out->payload);
+      out->table_version = tt.version;
+      return {};
+    }
     if (!tt.predictor.empty()) {  // code the prediction residuals instead
       std::vector<uint8_t> symbols(codes.size());
       tt.predictor.to_symbols(codes.data(), codes.size(), symbols.data());
@@ -269,6 +284,31 @@ Status encode(const Tensor& t, const CodecSpec& spec, EncodedTensor* out, const 
 namespace {
 
 // The 8-bit codes of a variable-length payload.
+// Rebuilds the codes of whole samples as their residuals are decoded, and tells the coder which
+// table each next residual was coded with.
+class ContextDecoder : public codec::rans::SymbolContext {
+ public:
+  ContextDecoder(const codec::ContextModel& m, uint8_t* codes) : m_(m), codes_(codes) {}
+  size_t table_for(size_t i) override {
+    const size_t at = i % m_.elements;
+    if (at == 0) m_.begin(&sample_);
+    uint32_t table;
+    m_.predict(&sample_, at, &prediction_, &table);
+    return table;
+  }
+  void decoded(size_t i, uint8_t symbol) override {
+    const uint8_t code = uint8_t(symbol + prediction_ - 128);
+    codes_[i] = code;
+    codec::ContextModel::set_code(&sample_, i % m_.elements, code);
+  }
+
+ private:
+  const codec::ContextModel& m_;
+  uint8_t* codes_;
+  codec::ContextModel::Sample sample_;
+  uint8_t prediction_ = 0;
+};
+
 Status decode_codes(const EncodedTensor& e, int64_t n, const EntropyTables* tables, std::vector<uint8_t>* codes) {
   codes->resize(size_t(n));
   if (e.codec.kind == CodecKind::kQuantZstd) {
@@ -291,6 +331,12 @@ Status decode_codes(const EncodedTensor& e, int64_t n, const EntropyTables* tabl
                                        e.table_version, ", these are version ", tt.version,
                                        " (device and edge have different bundles)");
   tt.ensure_decoders();
+  if (!tt.context.empty()) {
+    ContextDecoder ctx(tt.context, codes->data());
+    Status st = codec::rans::Coder::decode_adaptive(e.payload.data(), e.payload.size(), size_t(n), tt.pointers, &ctx);
+    if (!st.ok()) return detail::data_loss("codec ", codec_name(e.codec), ": ", st.message());
+    return {};
+  }
   Status st = codec::rans::Coder::decode(e.payload.data(), e.payload.size(), size_t(n), tt.pointers,
                                          size_t(n) / tt.pointers.size(), codes->data());
   if (!st.ok()) return detail::data_loss("codec ", codec_name(e.codec), ": ", st.message());

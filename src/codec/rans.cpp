@@ -112,43 +112,32 @@ std::vector<uint32_t> Table::normalize(const std::vector<uint64_t>& counts) {
   return f;
 }
 
-void Coder::encode(const uint8_t* values, size_t n, const std::vector<const Table*>& tables, size_t plane,
-                   std::vector<uint8_t>* out) {
-  std::vector<uint32_t> words;
-  words.reserve(n / 2 + 4);
-  uint64_t x = kLow;
-  const size_t nt = tables.size();
-  const size_t per = plane == 0 ? n + 1 : plane;
-  // Backwards, so that the decoder reads forwards; one table per plane of `per` values.
-  for (size_t seg_end = n; seg_end > 0;) {
-    const size_t seg = (seg_end - 1) / per;
-    const Table& t = *tables[seg % nt];
-    const size_t seg_begin = seg * per;
-    const int lo = t.offset_;
-    const size_t count = t.symbols();
-    for (size_t i = seg_end; i-- > seg_begin;) {
-      const int v = values[i];
-      size_t s = size_t(v - lo);
-      if (v < lo || s >= count) {
-        // The escape, then the code itself in kRawBits flat: pushed first, decoded second.
-        constexpr uint64_t kRawMax = (kLow >> kRawBits) << 32;
-        if (x >= kRawMax) {
-          put_u32(&words, x);
-          x >>= 32;
-        }
-        x = (x << kRawBits) + uint64_t(v);
-        s = count;
-      }
-      const Table::EncSymbol& e = t.enc_[s];
-      if (x >= e.x_max) {
-        put_u32(&words, x);
-        x >>= 32;
-      }
-      const uint64_t q = mul_hi(x, e.rcp_freq) >> e.rcp_shift;
-      x = x + e.bias + q * e.cmpl_freq;
+namespace {
+
+// One symbol into the state, backwards (the decoder reads forwards).
+inline void encode_one(uint64_t& x, std::vector<uint32_t>* words, const Table::EncSymbol* enc, int lo, size_t count,
+                       int v) {
+  size_t s = size_t(v - lo);
+  if (v < lo || s >= count) {
+    // The escape, then the code itself in kRawBits flat: pushed first, decoded second.
+    constexpr uint64_t kRawMax = (kLow >> kRawBits) << 32;
+    if (x >= kRawMax) {
+      put_u32(words, x);
+      x >>= 32;
     }
-    seg_end = seg_begin;
+    x = (x << kRawBits) + uint64_t(v);
+    s = count;
   }
+  const Table::EncSymbol& e = enc[s];
+  if (x >= e.x_max) {
+    put_u32(words, x);
+    x >>= 32;
+  }
+  const uint64_t q = mul_hi(x, e.rcp_freq) >> e.rcp_shift;
+  x = x + e.bias + q * e.cmpl_freq;
+}
+
+void write_stream(uint64_t x, const std::vector<uint32_t>& words, std::vector<uint8_t>* out) {
   const size_t base = out->size();
   out->resize(base + 8 + 4 * words.size());
   uint8_t* p = out->data() + base;
@@ -163,53 +152,137 @@ void Coder::encode(const uint8_t* values, size_t n, const std::vector<const Tabl
   }
 }
 
-Status Coder::decode(const uint8_t* data, size_t size, size_t n, const std::vector<const Table*>& tables,
-                     size_t plane, uint8_t* values) {
+}  // namespace
+
+// What decoding one symbol with a table reads, hoisted out of the symbol loop.
+struct DecodeView {
+  const uint32_t* freqs;
+  const uint32_t* starts;
+  const uint16_t* lookup;
+  uint32_t escape;
+  int offset;
+};
+
+namespace {
+
+// The stream's reader: the state and the next word. Every read is bounds-checked.
+struct Reader {
+  uint64_t x = 0;
+  const uint8_t* p = nullptr;
+  const uint8_t* end = nullptr;
+
+  Status start(const uint8_t* data, size_t size) {
+    if (size < 8) return detail::data_loss("rANS stream of ", size, " bytes is shorter than its 8-byte state");
+    if ((size - 8) % 4 != 0) return detail::data_loss("rANS stream of ", size, " bytes is not 8 + a multiple of 4");
+    for (int b = 0; b < 8; ++b) x |= uint64_t(data[b]) << (8 * b);
+    if (x < kLow || x >= (kLow << 32)) return detail::data_loss("rANS stream starts in an impossible state");
+    p = data + 8;
+    end = data + size;
+    return {};
+  }
+  // Refills the state after it fell below kLow; false when the stream has no word left.
+  bool refill() {
+    if (x >= kLow) return true;
+    if (end - p < 4) return false;
+    x = (x << 32) | get_u32(p);
+    p += 4;
+    return true;
+  }
+  // One symbol (the code, after an escape's bypass bits); false when the stream is cut short.
+  inline bool next(const DecodeView& t, uint8_t* value) {
+    const uint32_t slot = uint32_t(x) & (kScale - 1);
+    const uint32_t s = t.lookup[slot];
+    x = uint64_t(t.freqs[s]) * (x >> kScaleBits) + slot - t.starts[s];
+    if (!refill()) return false;
+    if (s == t.escape) {  // the code follows in kRawBits flat
+      *value = uint8_t(x & ((1u << kRawBits) - 1));
+      x >>= kRawBits;
+      return refill();
+    }
+    *value = uint8_t(t.offset + int(s));
+    return true;
+  }
+  Status finish() const {
+    if (p != end) return detail::data_loss("rANS stream has ", end - p, " bytes after its last symbol");
+    if (x != kLow) return detail::data_loss("rANS stream is corrupt (final state mismatch)");
+    return {};
+  }
+};
+
+Status check_decoders(const std::vector<const Table*>& tables) {
   if (tables.empty()) return detail::invalid_argument("rANS decode needs at least one table");
   for (const Table* t : tables)
     if (!t->has_decoder()) return detail::failed_precondition("rANS decode: a table was created without its decoder");
-  if (size < 8) return detail::data_loss("rANS stream of ", size, " bytes is shorter than its 8-byte state");
-  if ((size - 8) % 4 != 0) return detail::data_loss("rANS stream of ", size, " bytes is not 8 + a multiple of 4");
-  uint64_t x = 0;
-  for (int b = 0; b < 8; ++b) x |= uint64_t(data[b]) << (8 * b);
-  if (x < kLow || x >= (kLow << 32)) return detail::data_loss("rANS stream starts in an impossible state");
-  const uint8_t* p = data + 8;
-  const uint8_t* const end = data + size;
+  return {};
+}
+
+}  // namespace
+
+DecodeView Table::view() const {
+  return {freqs_.data(), starts_.data(), slot_to_symbol_.data(), uint32_t(symbols()), offset_};
+}
+
+void Coder::encode(const uint8_t* values, size_t n, const std::vector<const Table*>& tables, size_t plane,
+                   std::vector<uint8_t>* out) {
+  std::vector<uint32_t> words;
+  words.reserve(n / 2 + 4);
+  uint64_t x = kLow;
+  const size_t nt = tables.size();
+  const size_t per = plane == 0 ? n + 1 : plane;
+  // Backwards, so that the decoder reads forwards; one table per plane of `per` values.
+  for (size_t seg_end = n; seg_end > 0;) {
+    const size_t seg = (seg_end - 1) / per;
+    const Table& t = *tables[seg % nt];
+    const size_t seg_begin = seg * per;
+    for (size_t i = seg_end; i-- > seg_begin;) encode_one(x, &words, t.enc_.data(), t.offset_, t.symbols(), values[i]);
+    seg_end = seg_begin;
+  }
+  write_stream(x, words, out);
+}
+
+void Coder::encode_indexed(const uint8_t* values, const uint32_t* table_index, size_t n,
+                           const std::vector<const Table*>& tables, std::vector<uint8_t>* out) {
+  std::vector<uint32_t> words;
+  words.reserve(n / 2 + 4);
+  uint64_t x = kLow;
+  for (size_t i = n; i-- > 0;) {
+    const Table& t = *tables[table_index[i]];
+    encode_one(x, &words, t.enc_.data(), t.offset_, t.symbols(), values[i]);
+  }
+  write_stream(x, words, out);
+}
+
+Status Coder::decode(const uint8_t* data, size_t size, size_t n, const std::vector<const Table*>& tables,
+                     size_t plane, uint8_t* values) {
+  LIBSPLIT_RETURN_IF_ERROR(check_decoders(tables));
+  Reader r;
+  LIBSPLIT_RETURN_IF_ERROR(r.start(data, size));
   const size_t nt = tables.size();
   const size_t per = plane == 0 ? n + 1 : plane;
   for (size_t seg = 0, begin = 0; begin < n; ++seg, begin += per) {
-    const Table& t = *tables[seg % nt];
-    const uint32_t* freqs = t.freqs_.data();
-    const uint32_t* starts = t.starts_.data();
-    const uint16_t* lookup = t.slot_to_symbol_.data();
-    const uint32_t escape = uint32_t(t.symbols());
+    const DecodeView t = tables[seg % nt]->view();
     const size_t stop = std::min(n, begin + per);
-    for (size_t i = begin; i < stop; ++i) {
-      const uint32_t slot = uint32_t(x) & (kScale - 1);
-      const uint32_t s = lookup[slot];
-      x = uint64_t(freqs[s]) * (x >> kScaleBits) + slot - starts[s];
-      if (x < kLow) {
-        if (end - p < 4) return detail::data_loss("rANS stream truncated at symbol ", i, " of ", n);
-        x = (x << 32) | get_u32(p);
-        p += 4;
-      }
-      if (s == escape) {  // the code follows in kRawBits flat
-        values[i] = uint8_t(x & ((1u << kRawBits) - 1));
-        x >>= kRawBits;
-        if (x < kLow) {
-          if (end - p < 4) return detail::data_loss("rANS stream truncated at symbol ", i, " of ", n);
-          x = (x << 32) | get_u32(p);
-          p += 4;
-        }
-      } else {
-        values[i] = uint8_t(t.offset_ + int(s));
-      }
-    }
+    for (size_t i = begin; i < stop; ++i)
+      if (!r.next(t, &values[i])) return detail::data_loss("rANS stream truncated at symbol ", i, " of ", n);
     if (stop == n) break;
   }
-  if (p != end) return detail::data_loss("rANS stream has ", end - p, " bytes after its last symbol");
-  if (x != kLow) return detail::data_loss("rANS stream is corrupt (final state mismatch)");
-  return {};
+  return r.finish();
+}
+
+Status Coder::decode_adaptive(const uint8_t* data, size_t size, size_t n, const std::vector<const Table*>& tables,
+                              SymbolContext* context) {
+  LIBSPLIT_RETURN_IF_ERROR(check_decoders(tables));
+  Reader r;
+  LIBSPLIT_RETURN_IF_ERROR(r.start(data, size));
+  for (size_t i = 0; i < n; ++i) {
+    const size_t k = context->table_for(i);
+    if (k >= tables.size())
+      return detail::internal_error("rANS decode: table ", k, " asked for, ", tables.size(), " exist");
+    uint8_t v;
+    if (!r.next(tables[k]->view(), &v)) return detail::data_loss("rANS stream truncated at symbol ", i, " of ", n);
+    context->decoded(i, v);
+  }
+  return r.finish();
 }
 
 }  // namespace libsplit::codec::rans

@@ -24,6 +24,9 @@ constexpr int kScaleBits = 16;
 constexpr uint32_t kScale = 1u << kScaleBits;
 constexpr int kRawBits = 8;  // bypass width of an escaped code
 
+struct DecodeView;
+class Coder;
+
 class Table {
  public:
   // freqs: one per symbol of [offset, offset + n), then the escape's; each at least 1, summing
@@ -43,6 +46,9 @@ class Table {
 
  private:
   friend class Coder;
+  DecodeView view() const;
+
+ public:  // the encoder's per-symbol constants (read by the coder only)
   struct EncSymbol {  // division-free encoding: x / freq by a reciprocal multiply
     uint64_t x_max;
     uint64_t rcp_freq;
@@ -50,20 +56,37 @@ class Table {
     uint32_t cmpl_freq;
     uint32_t rcp_shift;
   };
+
+ private:
   int offset_ = 0;
   std::vector<uint32_t> freqs_, starts_;
   std::vector<EncSymbol> enc_;
   std::vector<uint16_t> slot_to_symbol_;  // kScale entries once the decoder is built
 };
 
-// Codes values[i] with tables[(i / plane) % tables.size()]: one table per channel of an NCHW
-// tensor when plane = H * W (or one table for everything).
+// What chooses each symbol's table while a stream is decoded, from the symbols before it.
+class SymbolContext {
+ public:
+  virtual ~SymbolContext() = default;
+  virtual size_t table_for(size_t i) = 0;          // the table of symbol i (an index into tables)
+  virtual void decoded(size_t i, uint8_t value) = 0;  // symbol i, as decoded
+};
+
+// encode/decode code values[i] with tables[(i / plane) % tables.size()]: one table per channel
+// of an NCHW tensor when plane = H * W (or one table for everything). encode_indexed and
+// decode_adaptive take each symbol's table from table_index[i] / the context instead: the same
+// stream format, the tables chosen per symbol.
 class Coder {
  public:
   static void encode(const uint8_t* values, size_t n, const std::vector<const Table*>& tables, size_t plane,
                      std::vector<uint8_t>* out);
   static Status decode(const uint8_t* data, size_t size, size_t n, const std::vector<const Table*>& tables,
                        size_t plane, uint8_t* values);
+  // table_index[i] < tables.size() for every i (the caller's promise).
+  static void encode_indexed(const uint8_t* values, const uint32_t* table_index, size_t n,
+                             const std::vector<const Table*>& tables, std::vector<uint8_t>* out);
+  static Status decode_adaptive(const uint8_t* data, size_t size, size_t n, const std::vector<const Table*>& tables,
+                                SymbolContext* context);
 };
 
 }  // namespace libsplit::codec::rans

@@ -2,7 +2,7 @@
 //
 //   offset  size  field
 //   0       4     magic "LSET"
-//   4       2     format version (1 or 2)
+//   4       2     format version (1, 2 or 3)
 //   6       2     reserved, 0
 //   8       4     table count T, 1..65536
 //   12      ...   T tables, each: u8 offset (first code of the range), u16 m = symbols + 1
@@ -12,10 +12,19 @@
 //           4     P, the elements of one sample it predicts (0: none, up to 2^24); a tensor
 //                 coded with these tables must have a multiple of P elements
 //           ...   P entries, each: i32 bias, u32 k = taps (0..i for entry i), k x i32 weights
+//   (version 3 only) the context model of src/codec/context.h:
+//           4+4+4+4  P elements per sample (1..65536), H hidden units (1..65536), B scale bins,
+//                 G element groups (1..P); the table count T must be G * B
+//           1+1   hidden_shift, out_shift (0..40)
+//           ...   H units, each: u32 degree (non-decreasing, < P), i64 bias, degree + 1 x i16
+//           ...   P elements, each: twice (mean, then scale): i64 bias, V_i x i16 (hidden
+//                 units of degree < i), i x i16 (codes before i)
+//                 every bias within +-2^40
 //   end-4   4     CRC-32C of every byte before it: the tables' version
 //
 // Version 2 with a predictor: the tables code each element's prediction residual (mod 256,
-// +128), not the code.
+// +128), not the code. Version 3: the same residuals, each with the table the context model
+// picks.
 //
 // All integers little-endian. A tensor of n elements is coded with table i for the values
 // [i * n / T, (i + 1) * n / T): per channel when T is the channel count, per element when T = n.
@@ -31,6 +40,72 @@ namespace libsplit {
 
 using detail::invalid_argument;
 
+namespace {
+
+constexpr int64_t kBiasLimit = int64_t(1) << 40;
+
+// The context model section of a format 3 file, from *at; on success *at is past it.
+Status parse_context(const uint8_t* p, size_t* at_io, size_t end, uint32_t table_count, codec::ContextModel* m) {
+  size_t at = *at_io;
+  auto u16 = [&](size_t i) { return uint32_t(p[i]) | uint32_t(p[i + 1]) << 8; };
+  auto u32 = [&](size_t i) { return u16(i) | u16(i + 2) << 16; };
+  auto i64 = [&](size_t i) { return int64_t(uint64_t(u32(i)) | uint64_t(u32(i + 4)) << 32); };
+  auto cut = [&](auto&&... what) { return invalid_argument("the context model's ", what..., " is cut off"); };
+  auto weights = [&](size_t count, std::vector<int16_t>* out) {
+    if ((end - at) / 2 < count) return false;
+    for (size_t j = 0; j < count; ++j) out->push_back(int16_t(u16(at + 2 * j)));
+    at += 2 * count;
+    return true;
+  };
+  if (end - at < 18) return cut("header");
+  const uint32_t elements = u32(at), hidden = u32(at + 4), bins = u32(at + 8), groups = u32(at + 12);
+  const uint32_t hidden_shift = p[at + 16], out_shift = p[at + 17];
+  at += 18;
+  if (elements < 1 || elements > 65536) return invalid_argument("context model of ", elements, " elements (expected 1 to 65536)");
+  if (hidden < 1 || hidden > 65536) return invalid_argument("context model with ", hidden, " hidden units (expected 1 to 65536)");
+  if (groups < 1 || groups > elements) return invalid_argument("context model with ", groups, " groups for ", elements, " elements");
+  if (bins < 1 || uint64_t(groups) * bins != table_count)
+    return invalid_argument("context model's ", groups, " groups x ", bins, " bins are not the ", table_count, " tables");
+  if (hidden_shift > 40 || out_shift > 40) return invalid_argument("context model's shifts ", hidden_shift, ", ", out_shift, " exceed 40");
+  m->elements = elements;
+  m->hidden = hidden;
+  m->bins = bins;
+  m->groups = groups;
+  m->hidden_shift = hidden_shift;
+  m->out_shift = out_shift;
+  for (uint32_t k = 0; k < hidden; ++k) {
+    if (end - at < 12) return cut("hidden unit ", k, " of ", hidden);
+    const uint32_t d = u32(at);
+    const int64_t b = i64(at + 4);
+    at += 12;
+    if (d >= elements) return invalid_argument("context model's hidden unit ", k, " has degree ", d, ", beyond its ", elements, " elements");
+    if (k > 0 && d < m->degree.back()) return invalid_argument("context model's hidden units are not sorted by degree (unit ", k, ")");
+    if (b < -kBiasLimit || b > kBiasLimit) return invalid_argument("context model's hidden unit ", k, " has a bias beyond 2^40");
+    m->degree.push_back(d);
+    m->hidden_bias.push_back(b);
+    m->hidden_first.push_back(uint32_t(m->hidden_weights.size()));
+    if (!weights(size_t(d) + 1, &m->hidden_weights)) return cut("hidden unit ", k, " of ", hidden);
+  }
+  uint32_t visible = 0;
+  for (uint32_t i = 0; i < elements; ++i) {
+    while (visible < hidden && m->degree[visible] < i) ++visible;
+    m->visible.push_back(visible);
+    m->out_first.push_back(m->out_weights.size());
+    for (int o = 0; o < 2; ++o) {
+      if (end - at < 8) return cut("element ", i, " of ", elements);
+      const int64_t b = i64(at);
+      at += 8;
+      if (b < -kBiasLimit || b > kBiasLimit) return invalid_argument("context model's element ", i, " has a bias beyond 2^40");
+      m->out_bias.push_back(b);
+      if (!weights(size_t(visible) + i, &m->out_weights)) return cut("element ", i, " of ", elements);
+    }
+  }
+  *at_io = at;
+  return {};
+}
+
+}  // namespace
+
 EntropyTables::EntropyTables(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 EntropyTables::~EntropyTables() = default;
 uint32_t EntropyTables::version() const { return impl_->version; }
@@ -44,7 +119,7 @@ Result<std::shared_ptr<const EntropyTables>> EntropyTables::parse(const uint8_t*
   if (size < 16) return bad("is ", size, " bytes, too short for an entropy tables file");
   if (p[0] != 'L' || p[1] != 'S' || p[2] != 'E' || p[3] != 'T') return bad("magic is not \"LSET\"");
   const uint32_t format = u16(4);
-  if (format != 1 && format != 2) return bad("format version ", format, " is not supported (expected 1 or 2)");
+  if (format < 1 || format > 3) return bad("format version ", format, " is not supported (expected 1, 2 or 3)");
   const uint32_t stored = u32(size - 4);
   const uint32_t crc = codec::crc32c(p, size - 4);
   if (stored != crc) return detail::data_loss(origin, ": CRC-32C mismatch (the file is corrupt)");
@@ -88,6 +163,10 @@ Result<std::shared_ptr<const EntropyTables>> EntropyTables::parse(const uint8_t*
       for (uint32_t t = 0; t < taps; ++t) pr.weights.push_back(int32_t(u32(at + 4 * t)));
       at += 4 * size_t(taps);
     }
+  }
+  if (format == 3) {
+    Status st = parse_context(p, &at, end, count, &impl->context);
+    if (!st.ok()) return bad(st.message());
   }
   if (at != end) return bad(end - at, " bytes after the last table");
   for (const auto& t : impl->tables) impl->pointers.push_back(&t);

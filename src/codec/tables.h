@@ -4,6 +4,7 @@
 #include <mutex>
 #include <vector>
 
+#include "codec/context.h"
 #include "codec/predict.h"
 #include "codec/rans.h"
 #include "libsplit/codec.h"
@@ -18,6 +19,7 @@ struct EntropyTables::Impl {
   mutable std::once_flag decoders_built;
   std::vector<const codec::rans::Table*> pointers;  // what rans::Coder takes
   codec::Predictor predictor;  // format 2 only; empty: the tables code the codes themselves
+  codec::ContextModel context;  // format 3 only: predicts and picks each element's table
 
   void ensure_decoders() const {
     std::call_once(decoders_built, [this] {

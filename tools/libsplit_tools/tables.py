@@ -1,10 +1,11 @@
 """Entropy tables files (the format libsplit's src/codec/tables.cpp reads) and their calibration.
 
-  "LSET", u16 format version (1, or 2 with a predictor), u16 0, u32 table count T,
+  "LSET", u16 format version (1, 2 with a predictor, 3 with a context model), u16 0, u32 table count T,
   T x (u8 offset, u16 m = symbols + 1, m x u16 frequencies: the codes [offset, offset + m - 1)
        then the escape; each >= 1, summing to 65536),
   version 2 only: u32 P (elements per sample the predictor covers), P x (i32 bias, u32 taps k,
        k x i32 weights), all Q16,
+  version 3 only: the context model (tools/libsplit_tools/context.py `encode`),
   u32 CRC-32C of everything before it (the tables' version, carried in every coded frame).
 All little-endian. A tensor of n elements uses table i for its values [i*n/T, (i+1)*n/T).
 With a predictor (src/codec/predict.h; `to_symbols` below is the reference), element i of each
@@ -40,11 +41,13 @@ def crc32c(data):
     return crc ^ 0xFFFFFFFF
 
 
-def encode_tables(tables, predictor=None):
+def encode_tables(tables, predictor=None, context_section=None):
     """tables: [(offset, [freq, ..., escape freq])], predictor: None or [(bias, [weights])] (Q16
-    integers, entry i with at most i weights) -> file bytes, version."""
+    integers, entry i with at most i weights), context_section: None or context.encode()'s bytes
+    -> file bytes, version."""
     out = bytearray(b"LSET")
-    out += struct.pack("<HHI", 1 if predictor is None else 2, 0, len(tables))
+    fmt = 3 if context_section is not None else 1 if predictor is None else 2
+    out += struct.pack("<HHI", fmt, 0, len(tables))
     for offset, freqs in tables:
         if not 0 <= offset <= 255 or not 2 <= len(freqs) <= 257 or offset + len(freqs) - 1 > 256:
             raise ValueError(f"table range offset {offset} with {len(freqs)} frequencies is invalid")
@@ -59,6 +62,8 @@ def encode_tables(tables, predictor=None):
                 raise ValueError(f"predictor entry {i} has {len(weights)} weights, more than the {i} codes before it")
             out += struct.pack("<iI", bias, len(weights))
             out += struct.pack(f"<{len(weights)}i", *weights)
+    if context_section is not None:
+        out += context_section
     version = crc32c(out)
     out += struct.pack("<I", version)
     return bytes(out), version
