@@ -1,6 +1,7 @@
 // libFuzzer harness over everything a peer's bytes reach before any model runs: the frame
 // reader (headers, lengths, CRCs, split across reads), the handshake, request, response, error
-// and ping decoders, and the decoding of a request's tensor (every codec, PNG included).
+// and ping decoders, and the decoding of a request's tensor (every codec, PNG included); and the
+// entropy tables a bundle holds (every format) with a q8rans stream decoded against them.
 // The first input byte picks the target, the rest is the peer's bytes.
 //   Built and run for a fixed time by tests/fuzz/run_fuzz.sh (Debian's clang, ASan + UBSan).
 // Built with -DLIBSPLIT_FUZZ_SEEDS instead, main() writes the seed corpus (valid frames of each
@@ -12,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "codec/crc32c.h"
+#include "codec/tables.h"
 #include "libsplit/codec.h"
 #include "protocol/frame_reader.h"
 #include "protocol/frames.h"
@@ -99,6 +102,35 @@ void stream(const uint8_t* p, size_t n) {
   }
 }
 
+// [u16 L][L bytes: a tables file, its CRC recomputed so that the fuzzer reaches the fields
+// behind it][u8 samples][a q8rans stream]: the tables parsed, then the stream decoded with them
+// into samples x (the tables' elements per sample) codes.
+void tables_and_stream(const uint8_t* p, size_t n) {
+  if (n < 3) return;
+  const size_t len = size_t(p[0]) | size_t(p[1]) << 8;
+  p += 2;
+  n -= 2;
+  if (len < 8 || len > n) return;
+  std::vector<uint8_t> file(p, p + len);
+  const uint32_t crc = libsplit::codec::crc32c(file.data(), len - 4);
+  for (int b = 0; b < 4; ++b) file[len - 4 + size_t(b)] = uint8_t(crc >> (8 * b));
+  auto tables = libsplit::EntropyTables::parse(file.data(), file.size(), "fuzz.tables");
+  if (!tables.ok() || n == len) return;
+  const size_t samples = size_t(p[len]) % 4 + 1;
+  libsplit::EncodedTensor e;
+  e.codec = libsplit::CodecSpec{libsplit::CodecKind::kQuantRans, 8};
+  e.table_version = (*tables)->version();
+  const auto& t = (*tables)->impl();
+  const size_t per = !t.context.empty() ? t.context.elements : !t.predictor.empty() ? t.predictor.elements : t.tables.size();
+  if (per > 4096) return;
+  e.shape = {int64_t(samples), int64_t(per)};
+  e.scales = {1.0f};
+  e.zero_points = {0};
+  e.payload.assign(p + len + 1, p + n);
+  libsplit::Tensor out;
+  (void)libsplit::decode(e, &out, tables->get());
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -106,7 +138,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t target = data[0];
   ++data;
   --size;
-  switch (target % 4) {
+  switch (target % 5) {
     case 0:
       stream(data, size);
       break;
@@ -115,6 +147,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 2:
       decode_body(proto::FrameType::kRequest, data, size);
+      break;
+    case 4:
+      tables_and_stream(data, size);
       break;
     default:
       if (size > 0) decode_body(proto::FrameType(data[0] % 9), data + 1, size - 1);
@@ -132,6 +167,37 @@ void write(const std::string& dir, const std::string& name, uint8_t target, cons
   std::fwrite(all.data(), 1, all.size(), f);
   std::fclose(f);
 }
+// A small tables file of each format: two tables; format 2 with a two-element linear predictor,
+// format 3 with a two-element context model (one hidden unit, two scale bins).
+std::vector<uint8_t> tables_seed(uint16_t format) {
+  std::vector<uint8_t> b = {'L', 'S', 'E', 'T'};
+  auto put = [&](uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) b.push_back(uint8_t(v >> (8 * i)));
+  };
+  put(format, 2);
+  put(0, 2);
+  put(2, 4);
+  for (int t = 0; t < 2; ++t) {
+    b.push_back(uint8_t(t * 100));
+    put(3, 2);
+    for (uint32_t f : {30000u, 30000u, 5536u}) put(f, 2);
+  }
+  if (format == 2) {
+    put(2, 4);
+    put(128u << 16, 4), put(0, 4);               // element 0: 128
+    put(0, 4), put(1, 4), put(65536, 4);         // element 1: the code before it
+  } else if (format == 3) {
+    put(2, 4), put(1, 4), put(2, 4), put(1, 4);  // 2 elements, 1 hidden unit, 2 bins, 1 group
+    b.push_back(0), b.push_back(10);             // shifts
+    put(0, 4), put(0, 8), put(300, 2);           // the unit: degree 0, bias 0, one weight
+    put(128u << 10, 8), put(0, 8);               // element 0: mean 128, bin 0
+    put(0, 8), put(512, 2), put(1024, 2);        // element 1: mean from the unit and code 0,
+    put(1024, 8), put(0, 2), put(0, 2);          //            bin 1
+  }
+  put(libsplit::codec::crc32c(b.data(), b.size()), 4);
+  return b;
+}
+
 std::vector<uint8_t> framed(proto::FrameType type, const std::vector<uint8_t>& body) {
   std::vector<uint8_t> out;
   proto::append_frame(type, body, &out);
@@ -166,6 +232,20 @@ int main(int argc, char** argv) {
     write(dir, std::string("request-") + c, 2, requests.back());
   }
   write(dir, "hello", 1, hello);
+  for (uint16_t format : {1, 2, 3}) {  // tables + a stream of two samples coded with them
+    const auto file = tables_seed(format);
+    auto tables = libsplit::EntropyTables::parse(file.data(), file.size(), "seed.tables");
+    if (!tables.ok()) return std::fprintf(stderr, "tables seed %d: %s\n", format, tables.status().to_string().c_str()), 1;
+    libsplit::EncodedTensor e;
+    auto st = libsplit::encode(libsplit::Tensor{{2, 2}, {0.5f, -1.f, 3.f, 2.5f}}, libsplit::CodecSpec{libsplit::CodecKind::kQuantRans, 8},
+                               &e, tables->get());
+    if (!st.ok()) return std::fprintf(stderr, "tables seed %d: %s\n", format, st.to_string().c_str()), 1;
+    std::vector<uint8_t> seed{uint8_t(file.size()), uint8_t(file.size() >> 8)};
+    seed.insert(seed.end(), file.begin(), file.end());
+    seed.push_back(1);  // two samples
+    seed.insert(seed.end(), e.payload.begin(), e.payload.end());
+    write(dir, "tables-format" + std::to_string(format), 4, seed);
+  }
   // A connection's bytes: hello, two requests, a ping; read one byte at a time and in chunks.
   std::vector<uint8_t> conn = framed(proto::FrameType::kHello, hello);
   for (size_t i = 0; i < requests.size() && i < 2; ++i) {

@@ -10,7 +10,7 @@ SRC=$1 WORK=$2 SECONDS_=${3:-30}
 CXX=${LIBSPLIT_FUZZ_CXX:-clang++}
 command -v "$CXX" > /dev/null || { echo "run_fuzz: $CXX not found (tools/install-deps.sh installs clang)" >&2; exit 1; }
 mkdir -p "$WORK"
-SOURCES=(common/status.cpp codec/crc32c.cpp codec/half.cpp codec/quantize.cpp codec/codec.cpp codec/rans.cpp codec/predict.cpp
+SOURCES=(common/status.cpp codec/crc32c.cpp codec/half.cpp codec/quantize.cpp codec/codec.cpp codec/rans.cpp codec/context.cpp codec/predict.cpp
   codec/tables.cpp codec/png.cpp protocol/wire.cpp protocol/frames.cpp protocol/frame_reader.cpp)
 FLAGS=(-std=c++17 -g -O1 -I"$SRC/include" -I"$SRC/src")
 srcs=()
