@@ -3,15 +3,21 @@
 //   quantize + pack (8 and 4 bits), rANS encode and decode with a table calibrated on the same
 //   data, and zstd (level 1 and 3) on the same codes as the generic baseline.
 // The data: a [1,64,56,56] float bottleneck, Gaussian (seeded), quantized per tensor at 8 bits.
+// ContextEncode/ContextDecode: q8rans through a context model's tables (format 3; the bundle's
+// bf4.tables, or the file LIBSPLIT_CONTEXT_TABLES names), on 1000 samples of Gaussian codes.
 //   bench-codec [--benchmark_min_time=0.5] [--benchmark_format=json]
 #include <benchmark/benchmark.h>
 #include <zstd.h>
 
+#include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "codec/quantize.h"
 #include "codec/rans.h"
+#include "codec/tables.h"
+#include "libsplit/codec.h"
 
 namespace {
 
@@ -111,6 +117,66 @@ void ZstdDecompress(benchmark::State& state) {
   finish(state, z.size());
 }
 BENCHMARK(ZstdDecompress)->Arg(1)->Arg(3);
+
+struct ContextData {
+  std::shared_ptr<const libsplit::EntropyTables> tables;
+  std::string error;
+  libsplit::Tensor x;
+  libsplit::EncodedTensor coded;
+  ContextData() {
+    const char* env = std::getenv("LIBSPLIT_CONTEXT_TABLES");
+    const std::string path = env ? env : LIBSPLIT_SOURCE_DIR "/models/fmnist-resnet/bf4.tables";
+    auto t = libsplit::EntropyTables::load(path);
+    if (!t.ok()) {
+      error = t.status().to_string();
+      return;
+    }
+    tables = *t;
+    const size_t per = tables->impl().context.elements;
+    if (per == 0) {
+      error = path + " has no context model (tables format 3)";
+      return;
+    }
+    x.shape = {1000, int64_t(per)};
+    std::mt19937 rng(12);
+    std::normal_distribution<float> g(0.f, 1.f);
+    x.data.resize(1000 * per);
+    for (auto& v : x.data) v = g(rng);
+    auto st = libsplit::encode(x, libsplit::CodecSpec{libsplit::CodecKind::kQuantRans, 8}, &coded, tables.get());
+    if (!st.ok()) error = st.to_string();
+  }
+};
+const ContextData& context_data() {
+  static ContextData d;
+  return d;
+}
+
+void ContextEncode(benchmark::State& state) {
+  const auto& d = context_data();
+  if (!d.error.empty()) return state.SkipWithError(d.error.c_str());
+  libsplit::EncodedTensor e;
+  for (auto _ : state) {
+    auto st = libsplit::encode(d.x, d.coded.codec, &e, d.tables.get());
+    benchmark::DoNotOptimize(e.payload.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(d.x.data.size()));
+  state.counters["samples_per_s"] = benchmark::Counter(double(state.iterations()) * 1000.0, benchmark::Counter::kIsRate);
+}
+BENCHMARK(ContextEncode);
+
+void ContextDecode(benchmark::State& state) {
+  const auto& d = context_data();
+  if (!d.error.empty()) return state.SkipWithError(d.error.c_str());
+  libsplit::Tensor out;
+  for (auto _ : state) {
+    auto st = libsplit::decode(d.coded, &out, d.tables.get());
+    if (!st.ok()) state.SkipWithError("context decode failed");
+    benchmark::DoNotOptimize(out.data.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(d.x.data.size()));
+  state.counters["samples_per_s"] = benchmark::Counter(double(state.iterations()) * 1000.0, benchmark::Counter::kIsRate);
+}
+BENCHMARK(ContextDecode);
 
 }  // namespace
 

@@ -343,6 +343,28 @@ TEST(EntropyCodecs, PredictorMatchesThePythonReference) {
   EXPECT_EQ(back, codes);
 }
 
+// `coded` (a tensor through q8rans with `tables`) decodes to exactly what its q8 frame does, and
+// 50 corruptions of it (a bit flipped, sometimes cut short) are an error or a tensor of the
+// right size (an escaped code's flat bits carry no check), never a read out of bounds.
+void expect_exact_and_safe(const EncodedTensor& q8, const EncodedTensor& coded, const EntropyTables* tables,
+                           uint32_t seed) {
+  Tensor want, got;
+  ASSERT_TRUE(libsplit::decode(q8, &want).ok());
+  auto st = libsplit::decode(coded, &got, tables);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  EXPECT_EQ(want.data, got.data);  // bit for bit
+  std::mt19937 rng(seed);
+  for (int k = 0; k < 50; ++k) {
+    EncodedTensor bad = coded;
+    bad.payload[rng() % bad.payload.size()] ^= uint8_t(1u << (rng() % 8));
+    if (rng() % 4 == 0) bad.payload.resize(rng() % bad.payload.size());
+    Tensor out;
+    if (libsplit::decode(bad, &out, tables).ok()) {
+      EXPECT_EQ(out.data.size(), want.data.size());
+    }
+  }
+}
+
 TEST(EntropyCodecs, PredictedTablesCodeResidualsLosslesslyAndSmaller) {
   // A smooth signal along each sample (a random walk): each code is close to the one before it,
   // which a predictor c[i] ~ c[i-1] turns into residuals near 0.
@@ -389,21 +411,7 @@ TEST(EntropyCodecs, PredictedTablesCodeResidualsLosslesslyAndSmaller) {
       ASSERT_TRUE(libsplit::encode(x, kQ8Rans, &b, predicted.get()).ok());
       plain_bytes += a.payload.size();
       predicted_bytes += b.payload.size();
-      Tensor want, got;
-      ASSERT_TRUE(libsplit::decode(q8, &want).ok());
-      auto st = libsplit::decode(b, &got, predicted.get());
-      ASSERT_TRUE(st.ok()) << st.to_string();
-      EXPECT_EQ(want.data, got.data);  // bit for bit
-      std::mt19937 rng(s);
-      for (int k = 0; k < 50; ++k) {  // corrupt streams: an error, or a tensor of the right size
-        EncodedTensor bad = b;
-        bad.payload[rng() % bad.payload.size()] ^= uint8_t(1u << (rng() % 8));
-        if (rng() % 4 == 0) bad.payload.resize(rng() % bad.payload.size());
-        Tensor out;
-        if (libsplit::decode(bad, &out, predicted.get()).ok()) {
-          EXPECT_EQ(out.data.size(), x.data.size());
-        }
-      }
+      expect_exact_and_safe(q8, b, predicted.get(), s);
     }
   }
   // Steps of one sigma against a per-sample range of tens of sigmas: residuals of a few bits
@@ -502,21 +510,7 @@ TEST(EntropyCodecs, ContextTablesCodeLosslesslyAndRejectCorruptStreams) {
       auto st = libsplit::encode(x, kQ8Rans, &e, ctx.get());
       ASSERT_TRUE(st.ok()) << st.to_string();
       EXPECT_EQ(e.table_version, ctx->version());
-      Tensor want, got;
-      ASSERT_TRUE(libsplit::decode(q8, &want).ok());
-      st = libsplit::decode(e, &got, ctx.get());
-      ASSERT_TRUE(st.ok()) << st.to_string();
-      EXPECT_EQ(want.data, got.data);  // bit for bit
-      std::mt19937 rng(seed);
-      for (int k = 0; k < 50; ++k) {  // corrupt streams: an error, or a tensor of the right size
-        EncodedTensor bad = e;
-        bad.payload[rng() % bad.payload.size()] ^= uint8_t(1u << (rng() % 8));
-        if (rng() % 4 == 0) bad.payload.resize(rng() % bad.payload.size());
-        Tensor out;
-        if (libsplit::decode(bad, &out, ctx.get()).ok()) {
-          EXPECT_EQ(out.data.size(), x.data.size());  // (an escaped code's flat bits carry no check)
-        }
-      }
+      expect_exact_and_safe(q8, e, ctx.get(), seed);
     }
   }
   // Not whole samples of the model: an error naming it.

@@ -101,6 +101,27 @@ def cross_entropy_bytes(tables, codes):
     return total / n_samples / 8
 
 
+def cross_entropy_bytes_indexed(tables, symbols, which):
+    """Mean bytes per sample of coding symbols [N, n], symbol (s, i) with tables[which[s, i]]."""
+    total = 0.0
+    for t, (offset, freqs) in enumerate(tables):
+        k = symbols[which == t].long() - offset
+        m = len(freqs) - 1
+        inside = (k >= 0) & (k < m)
+        f = torch.tensor(freqs, dtype=torch.float64)
+        total += float(-torch.log2(f[k[inside]] / SCALE).sum())
+        total += float((~inside).sum()) * (-math.log2(freqs[m] / SCALE) + 8)
+    return total / symbols.shape[0] / 8
+
+
+def indexed_histograms(symbols, which, count):
+    """symbols, which [N, n] -> [count, 256] counts of the symbols coded with each table."""
+    h = torch.zeros(count, 256, dtype=torch.int64)
+    h.index_put_((which.flatten().long(), symbols.flatten().long()), torch.ones(symbols.numel(), dtype=torch.int64),
+                 accumulate=True)
+    return h
+
+
 def histograms(codes, groups):
     """codes [N, n] (0..255) -> [groups, 256] counts, group g holding values [g*n/G, (g+1)*n/G)."""
     n = codes.shape[1]
