@@ -76,6 +76,10 @@ class LIBSPLIT_API EntropyTables {
 
   uint32_t version() const;
   size_t count() const;  // number of tables: a tensor of n elements uses each for n / count() values
+                         // (unless a context model picks each element's table)
+  // Whether a tensor of n elements can be coded with these tables: n > 0, and whole samples of
+  // the tables' predictor or context model, or a multiple of count(); an error saying why not.
+  Status check_elements(int64_t n) const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }

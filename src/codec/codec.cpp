@@ -49,20 +49,8 @@ Status check_spec(const CodecSpec& s) {
 Status check_tables(const CodecSpec& spec, const EntropyTables* tables, int64_t n) {
   if (tables == nullptr)
     return detail::failed_precondition("codec ", codec_name(spec), " needs the split's entropy tables (none loaded)");
-  const auto& tt = tables->impl();
-  if (!tt.context.empty()) {  // the context model picks each element's table
-    if (n == 0 || uint64_t(n) % tt.context.elements != 0)
-      return invalid_argument("codec ", codec_name(spec), ": ", n, " elements are not whole samples of the tables' ",
-                              tt.context.elements, "-element context model");
-    return {};
-  }
-  if (n == 0 || uint64_t(n) % tables->count() != 0)
-    return invalid_argument("codec ", codec_name(spec), ": ", n, " elements cannot be split among ",
-                            tables->count(), " tables");
-  const size_t per_sample = tt.predictor.elements;
-  if (per_sample != 0 && uint64_t(n) % per_sample != 0)
-    return invalid_argument("codec ", codec_name(spec), ": ", n, " elements are not whole samples of the tables' ",
-                            per_sample, "-element predictor");
+  Status st = tables->check_elements(n);
+  if (!st.ok()) return invalid_argument("codec ", codec_name(spec), ": ", st.message());
   return {};
 }
 

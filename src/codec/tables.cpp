@@ -111,6 +111,22 @@ EntropyTables::~EntropyTables() = default;
 uint32_t EntropyTables::version() const { return impl_->version; }
 size_t EntropyTables::count() const { return impl_->tables.size(); }
 
+Status EntropyTables::check_elements(int64_t n) const {
+  const auto& t = *impl_;
+  if (!t.context.empty()) {  // the context model picks each element's table
+    if (n <= 0 || uint64_t(n) % t.context.elements != 0)
+      return invalid_argument(n, " elements are not whole samples of the tables' ", t.context.elements,
+                              "-element context model");
+    return {};
+  }
+  if (n <= 0 || uint64_t(n) % count() != 0)
+    return invalid_argument(n, " elements cannot be split among ", count(), " tables");
+  if (!t.predictor.empty() && uint64_t(n) % t.predictor.elements != 0)
+    return invalid_argument(n, " elements are not whole samples of the tables' ", t.predictor.elements,
+                            "-element predictor");
+  return {};
+}
+
 Result<std::shared_ptr<const EntropyTables>> EntropyTables::parse(const uint8_t* p, size_t size,
                                                                   const std::string& origin) {
   auto bad = [&](auto&&... what) { return invalid_argument(origin, ": ", what...); };

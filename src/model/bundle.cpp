@@ -181,9 +181,10 @@ Result<std::unique_ptr<Bundle>> Bundle::open(const std::string& dir, const Bundl
       if (!t.ok()) return Status(t.status().code(), cat(field, ".tables: ", t.status().message()));
       int64_t n = 1;
       for (int64_t d : s.bottleneck_shape) n *= d;
-      if (n % int64_t((*t)->count()) != 0)
-        return invalid_argument(field, ".tables: ", path, " has ", (*t)->count(), " tables, which do not divide the ", n,
-                                " elements of bottleneck ", shape_to_string(s.bottleneck_shape));
+      Status fits = (*t)->check_elements(n);
+      if (!fits.ok())
+        return invalid_argument(field, ".tables: ", path, " do not fit bottleneck ", shape_to_string(s.bottleneck_shape),
+                                ": ", fits.message());
       impl->tables[i] = std::move(*t);
     }
     if (o.load_heads) {
