@@ -176,7 +176,7 @@ TEST_F(EndToEnd, ManyRequestsInFlightOnOneConnection) {
     auto x = pixels(i);
     ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
     auto z = bundle_->run_head(0, x);
-    ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &encoded[size_t(i)]).ok());
+    ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &encoded[size_t(i)], bundle_->tables(0)).ok());
   }
   for (int i = 0; i < kN; ++i)
     client->infer_async(uint16_t(client->find_split(m.splits[0].id)), encoded[size_t(i)], 1, 10000,
@@ -198,7 +198,7 @@ TEST_F(EndToEnd, WholeOutputTensorWhenTopKIsZero) {
   ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
   auto z = bundle_->run_head(0, x);
   libsplit::EncodedTensor enc;
-  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
+  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc, bundle_->tables(0)).ok());
   auto r = client->infer(uint16_t(client->find_split(m.splits[0].id)), enc, 0);
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->output.shape, m.output_shape);
@@ -221,7 +221,7 @@ TEST_F(EndToEnd, BadRequestsGetErrorsAndTheConnectionKeepsWorking) {
   ASSERT_TRUE(libsplit::normalize_input(m.input, &x).ok());
   auto z = bundle_->run_head(0, x);
   libsplit::EncodedTensor enc;
-  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
+  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc, bundle_->tables(0)).ok());
   EXPECT_TRUE(client->infer(uint16_t(client->find_split(m.splits[0].id)), enc, 1).ok());
 }
 
@@ -254,7 +254,7 @@ TEST_F(EndToEnd, CallerDrivenAsyncCallCompletesBeforeItReturns) {
   auto z = bundle_->run_head(0, x);
   ASSERT_TRUE(z.ok());
   libsplit::EncodedTensor enc;
-  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc).ok());
+  ASSERT_TRUE(libsplit::encode(*z, m.splits[0].codec, &enc, bundle_->tables(0)).ok());
   int calls = 0;
   bool ok = false;
   client->infer_async(uint16_t(client->find_split(m.splits[0].id)), enc, 1, 0, [&](libsplit::Result<libsplit::Reply> r) {
@@ -300,7 +300,7 @@ Bottleneck constant_image_bottleneck(float value) {
   auto z = (*bundle)->run_head(0, x);
   EXPECT_TRUE(z.ok());
   if (z.ok()) {
-    EXPECT_TRUE(libsplit::encode(*z, m.splits[0].codec, &b.enc).ok());
+    EXPECT_TRUE(libsplit::encode(*z, m.splits[0].codec, &b.enc, (*bundle)->tables(0)).ok());
   }
   b.model = m.name;
   b.split_id = m.splits[0].id;
