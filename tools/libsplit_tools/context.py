@@ -109,8 +109,8 @@ def to_integer(net, codes, bins=32):
     hidden_shift = max(0, q1 - HIDDEN_SCALE_LOG2)
     g = 2.0 ** (q1 - hidden_shift)  # h_int = g * h_float
     _, log_scale = net(codes)
-    l2 = (log_scale / math.log(2.0)).flatten()
-    lo, hi = float(torch.quantile(l2[:1_000_000], 0.005)), float(torch.quantile(l2[:1_000_000], 0.995))
+    l2 = (log_scale / math.log(2.0)).flatten()[:1_000_000]  # torch.quantile's input limit
+    lo, hi = (float(v) for v in torch.quantile(l2, torch.tensor([0.005, 0.995])))
     per_octave = (bins - 1) / max(hi - lo, 1e-6)
     # outputs in float: mean = 64 (wm h + vm z / 64 + bm) + 128;
     # bin = per_octave * ((o_s + ln 4) / ln 2 - lo) = alpha * o_s + beta

@@ -84,21 +84,15 @@ def tables_from_counts(counts, prior=0.5):
     return out
 
 
+def _block_index(n, count):
+    """Table index of each of n values when count tables take equal consecutive blocks: [1, n]."""
+    return (torch.arange(n) // (n // count))[None, :]
+
+
 def cross_entropy_bytes(tables, codes):
     """Mean bytes per sample of coding codes [N, n] with tables (escapes cost 8 bits more)."""
-    n_samples, n = codes.shape
-    per = n // len(tables)
-    total = 0.0
-    for t, (offset, freqs) in enumerate(tables):
-        block = codes[:, t * per:(t + 1) * per].flatten().tolist()
-        m = len(freqs) - 1
-        for c in block:
-            k = c - offset
-            if 0 <= k < m:
-                total += -math.log2(freqs[k] / SCALE)
-            else:
-                total += -math.log2(freqs[m] / SCALE) + 8
-    return total / n_samples / 8
+    which = _block_index(codes.shape[1], len(tables)).expand_as(codes)
+    return cross_entropy_bytes_indexed(tables, codes, which)
 
 
 def cross_entropy_bytes_indexed(tables, symbols, which):
@@ -124,12 +118,7 @@ def indexed_histograms(symbols, which, count):
 
 def histograms(codes, groups):
     """codes [N, n] (0..255) -> [groups, 256] counts, group g holding values [g*n/G, (g+1)*n/G)."""
-    n = codes.shape[1]
-    per = n // groups
-    h = torch.zeros(groups, 256, dtype=torch.int64)
-    for g in range(groups):
-        h[g] = torch.bincount(codes[:, g * per:(g + 1) * per].flatten(), minlength=256)
-    return h
+    return indexed_histograms(codes, _block_index(codes.shape[1], groups).expand_as(codes), groups)
 
 
 def fit_predictor(codes, ridge=1.0):
