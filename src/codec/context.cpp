@@ -1,17 +1,8 @@
 #include "codec/context.h"
 
+#include "codec/fixed_point.h"
+
 namespace libsplit::codec {
-namespace {
-
-// floor(v / 2^q), written out: right shifts of negative values are not portable C++17.
-int64_t floor_shift(int64_t v, uint32_t q) {
-  const int64_t d = int64_t(1) << q;
-  return v >= 0 ? v / d : -((-v + d - 1) / d);
-}
-
-int64_t round_shift(int64_t v, uint32_t q) { return floor_shift(q > 0 ? v + (int64_t(1) << (q - 1)) : v, q); }
-
-}  // namespace
 
 void ContextModel::begin(Sample* s) const {
   s->h.assign(hidden, 0);

@@ -1,5 +1,7 @@
 #include "codec/predict.h"
 
+#include "codec/fixed_point.h"
+
 namespace libsplit::codec {
 
 uint8_t Predictor::predict(const uint8_t* sample, size_t i) const {
@@ -7,9 +9,7 @@ uint8_t Predictor::predict(const uint8_t* sample, size_t i) const {
   const int32_t* w = weights.data() + first[i];
   const uint8_t* c = sample + (i - taps[i]);
   for (uint32_t t = 0; t < taps[i]; ++t) acc += int64_t(w[t]) * c[t];
-  acc += int64_t(1) << 15;
-  // floor division by 2^16, written out: right shifts of negative values are not portable C++17
-  const int64_t q = acc >= 0 ? acc / 65536 : -((-acc + 65535) / 65536);
+  const int64_t q = round_shift(acc, 16);
   return uint8_t(q < 0 ? 0 : q > 255 ? 255 : q);
 }
 
