@@ -177,6 +177,31 @@ def fit_prior(student, images, gen, steps, batch_size):
         opt.step()
 
 
+def average_weights(student, states):
+    """Loads the element-wise mean of `states` (floating-point entries; counters from the last)."""
+    mean = {}
+    for k, v in states[-1].items():
+        mean[k] = (sum(s[k] for s in states) / len(states)) if v.is_floating_point() else v
+    student.load_state_dict(mean)
+
+
+@torch.no_grad()
+def recompute_batch_norm(student, images, gen, batch_size):
+    """Measures every batch-norm layer's running statistics again, as a plain mean over one pass of
+    the (augmented) training images: averaged weights need statistics of their own."""
+    norms = [m for m in student.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    student.train()
+    for idx in batches(images.shape[0], batch_size, gen):
+        student(data.normalize(data.augment(images[idx], gen)).contiguous(memory_format=CL))
+    for m, mom in zip(norms, saved):
+        m.momentum = mom
+    student.eval()
+
+
 class RateControl:
     def __init__(self, target_bytes, lam, eta):
         self.target_bits = 8.0 * target_bytes
@@ -225,6 +250,14 @@ def main():
                     help="hold out the last N training images: stage (ii) keeps the epoch (or the start) "
                          "with the best top-1 on them, not the last one, and never looks at the test set "
                          "to choose")
+    ap.add_argument("--latent-decay", choices=["on", "off"], default="on",
+                    help="stage (ii): weight decay on the two layers either side of the latent (the "
+                         "encoder's last convolution, the decoder's first). Their scale is the quantizer's "
+                         "step, so decaying them is a rate pressure the rate control does not see; 'off' "
+                         "leaves the rate to the rate control alone")
+    ap.add_argument("--average-last", type=int, default=0, metavar="K",
+                    help="stage (ii) ends with the average of the weights after its last K epochs (batch-norm "
+                         "statistics then measured again over the training images) instead of the last epoch's")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     teacher_path = os.path.join(args.train, "teacher.pt")
@@ -240,6 +273,10 @@ def main():
         init_entry = init_split_entry(init_bundle, init_split, args.channels)
     elif not os.path.exists(teacher_path):
         sys.exit(f"train_entropic: {teacher_path} does not exist (run tools/train_fmnist.py --stage teacher first)")
+    if args.average_last < 0 or args.average_last > args.kd_epochs:
+        sys.exit(f"train_entropic: --average-last {args.average_last}: expected 0 to --kd-epochs ({args.kd_epochs})")
+    if args.average_last and args.val:
+        sys.exit("train_entropic: --average-last and --val exclude each other (each picks the weights kept)")
     if args.target_bytes <= 0 or args.channels < 1:
         sys.exit("train_entropic: --target-bytes and --channels must be positive")
     os.makedirs(args.train, exist_ok=True)
@@ -318,13 +355,19 @@ def main():
     frozen = ("encoder.", "prior.") if args.freeze_encoder else ()
     for n, p in student.named_parameters():
         p.requires_grad_(not n.startswith(frozen))
+    latent_layers = {id(student.encoder.net[-1].weight), id(student.encoder.net[-1].bias),
+                     id(student.tail.decoder.net[0].weight)}
     net_params = [p for n, p in student.named_parameters() if not n.startswith(("prior.",) + frozen)]
-    opt = torch.optim.SGD(net_params, lr=args.kd_lr, momentum=0.9, weight_decay=5e-4)
+    undecayed = [p for p in net_params if args.latent_decay == "off" and id(p) in latent_layers]
+    decayed = [p for p in net_params if not any(p is q for q in undecayed)]
+    opt = torch.optim.SGD([{"params": decayed}, {"params": undecayed, "weight_decay": 0.0}],
+                          lr=args.kd_lr, momentum=0.9, weight_decay=5e-4)
     opt_prior = torch.optim.Adam(student.prior.parameters(), lr=1e-3)
     steps = args.kd_epochs * n_batches
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     sched_prior = torch.optim.lr_scheduler.CosineAnnealingLR(opt_prior, steps)
     rc = RateControl(args.target_bytes, args.kd_lambda, args.eta)
+    averaged = []  # --average-last: the state after each of the last K epochs
     best = None  # --val: (top-1, epoch, state) of the best so far; epoch 0 = the start
     if val is not None:
         acc, val_bytes = evaluate(student, *val)
@@ -371,6 +414,14 @@ def main():
             f"train rate {tot_b / seen / 8:.1f} B, lambda {rc.lam:.3g}; {held}test top-1 {acc:.2f}% at "
             f"{test_bytes:.1f} B of information ({time.time() - t0:.0f} s)")
         torch.save(student.state_dict(), path)  # after every epoch: an interrupted run keeps its latest
+        if args.average_last and epoch >= args.kd_epochs - args.average_last:
+            averaged.append(copy.deepcopy(student.state_dict()))
+    if averaged:
+        average_weights(student, averaged)
+        recompute_batch_norm(student, train[0], gen, args.batch_size)
+        acc, test_bytes = evaluate(student, *test)
+        log(f"kept the average of epochs {args.kd_epochs - len(averaged) + 1}-{args.kd_epochs} (batch-norm "
+            f"statistics measured again): test top-1 {acc:.2f}% at {test_bytes:.1f} B of information")
     if best is not None:
         student.load_state_dict(best[2])
         acc, test_bytes = evaluate(student, *test)
