@@ -177,6 +177,18 @@ def fit_prior(student, images, gen, steps, batch_size):
         opt.step()
 
 
+def kd_optimizer(student, lr, latent_decay, frozen=()):
+    """Stage (ii)'s SGD over the network (not the prior, nor parameters named by the `frozen`
+    prefixes): weight decay 5e-4, except on the layers either side of the latent when
+    `latent_decay` is false (group 1)."""
+    latent = [student.encoder.net[-1].weight, student.encoder.net[-1].bias, student.tail.decoder.net[0].weight]
+    net = [p for n, p in student.named_parameters() if not n.startswith(("prior.",) + tuple(frozen))]
+    undecayed = [p for p in net if not latent_decay and any(p is q for q in latent)]
+    decayed = [p for p in net if not any(p is q for q in undecayed)]
+    return torch.optim.SGD([{"params": decayed}, {"params": undecayed, "weight_decay": 0.0}],
+                           lr=lr, momentum=0.9, weight_decay=5e-4)
+
+
 def average_weights(student, states):
     """Loads the element-wise mean of `states` (floating-point entries; counters from the last)."""
     mean = {}
@@ -355,13 +367,7 @@ def main():
     frozen = ("encoder.", "prior.") if args.freeze_encoder else ()
     for n, p in student.named_parameters():
         p.requires_grad_(not n.startswith(frozen))
-    latent_layers = {id(student.encoder.net[-1].weight), id(student.encoder.net[-1].bias),
-                     id(student.tail.decoder.net[0].weight)}
-    net_params = [p for n, p in student.named_parameters() if not n.startswith(("prior.",) + frozen)]
-    undecayed = [p for p in net_params if args.latent_decay == "off" and id(p) in latent_layers]
-    decayed = [p for p in net_params if not any(p is q for q in undecayed)]
-    opt = torch.optim.SGD([{"params": decayed}, {"params": undecayed, "weight_decay": 0.0}],
-                          lr=args.kd_lr, momentum=0.9, weight_decay=5e-4)
+    opt = kd_optimizer(student, args.kd_lr, args.latent_decay == "on", frozen)
     opt_prior = torch.optim.Adam(student.prior.parameters(), lr=1e-3)
     steps = args.kd_epochs * n_batches
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
