@@ -2,6 +2,7 @@
 // place in request frames.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 
@@ -489,6 +490,87 @@ TEST(EntropyCodecs, ContextModelMatchesThePythonReference) {
   m.to_symbols(codes.data(), codes.size(), got.data(), got_tables.data());
   EXPECT_EQ(got, symbols);
   EXPECT_EQ(got_tables, tables);
+}
+
+// The context model's formula (src/codec/context.h) written out in int64, one term at a time.
+void reference_predict(const libsplit::codec::ContextModel& m, const std::vector<uint8_t>& codes, size_t i,
+                       uint8_t* prediction, uint32_t* table) {
+  auto z = [&](size_t j) { return int64_t(codes[j]) - 128; };
+  std::vector<int64_t> h(m.visible[i]);
+  for (size_t k = 0; k < h.size(); ++k) {
+    int64_t a = m.hidden_bias[k];
+    for (size_t j = 0; j <= m.degree[k]; ++j) a += int64_t(m.hidden_weights[m.hidden_first[k] + j]) * z(j);
+    h[k] = std::min(std::max(a, int64_t(0)) >> m.hidden_shift, libsplit::codec::ContextModel::kHiddenMax);
+  }
+  size_t at = m.out_first[i];
+  int64_t out[2];
+  for (int o = 0; o < 2; ++o) {
+    int64_t a = m.out_bias[2 * i + size_t(o)];
+    for (size_t k = 0; k < h.size(); ++k) a += int64_t(m.out_weights[at++]) * h[k];
+    for (size_t j = 0; j < i; ++j) a += int64_t(m.out_weights[at++]) * z(j);
+    const int64_t half = m.out_shift ? int64_t(1) << (m.out_shift - 1) : 0;
+    out[o] = (a + half) >> m.out_shift;  // arithmetic shift: a floor, as round_q's
+  }
+  *prediction = uint8_t(std::clamp<int64_t>(out[0], 0, 255));
+  *table = uint32_t(i * m.groups / m.elements) * m.bins + uint32_t(std::clamp<int64_t>(out[1], 0, m.bins - 1));
+}
+
+// Sizes beyond one summing block (256 terms), weights at the int16 limits, hidden values up to
+// the 2^24 cap: the blocked int16 sums of ContextModel::predict equal the int64 formula.
+TEST(EntropyCodecs, ContextModelSumsAreExactAtTheLimits) {
+  std::mt19937 rng(20221);
+  libsplit::codec::ContextModel m;
+  m.elements = 600;
+  m.hidden = 700;
+  m.bins = 5;
+  m.groups = 3;
+  m.hidden_shift = 3;
+  m.out_shift = 24;
+  auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  for (uint32_t k = 0; k < m.hidden; ++k) m.degree.push_back(uint32_t(uniform(0, m.elements - 1)));
+  std::sort(m.degree.begin(), m.degree.end());
+  for (uint32_t k = 0; k < m.hidden; ++k) {
+    m.hidden_first.push_back(uint32_t(m.hidden_weights.size()));
+    // A third of the units large (capped often), a third middling, a third small.
+    const int64_t scale = k % 3 == 0 ? 32767 : k % 3 == 1 ? 300 : 8;
+    m.hidden_bias.push_back(uniform(-(int64_t(1) << 26), int64_t(1) << 26) / (k % 3 == 0 ? 1 : 4096));
+    for (uint32_t j = 0; j <= m.degree[k]; ++j)
+      m.hidden_weights.push_back(int16_t(k % 5 == 0 ? (k % 2 ? 32767 : -32768)  // sums beyond int32
+                                         : j % 97 == 0 ? -32768 : uniform(-scale, scale)));
+  }
+  for (size_t i = 0; i < m.elements; ++i) {
+    m.visible.push_back(uint32_t(std::lower_bound(m.degree.begin(), m.degree.end(), uint32_t(i)) - m.degree.begin()));
+    m.out_first.push_back(m.out_weights.size());
+    for (int o = 0; o < 2; ++o) {
+      m.out_bias.push_back(uniform(-(int64_t(1) << 40), int64_t(1) << 40));
+      for (size_t t = 0; t < m.visible[i] + i; ++t)
+        m.out_weights.push_back(int16_t(i % 7 == 0 ? -32768 : uniform(-32768, 32767)));
+    }
+  }
+  std::vector<std::vector<uint8_t>> samples = {std::vector<uint8_t>(600, 0), std::vector<uint8_t>(600, 255),
+                                               std::vector<uint8_t>(600, 128)};
+  for (int r = 0; r < 3; ++r) {
+    samples.emplace_back();
+    for (int j = 0; j < 600; ++j) samples.back().push_back(uint8_t(uniform(0, 255)));
+  }
+  libsplit::codec::ContextModel::Sample s;
+  size_t wide = 0, capped = 0;
+  for (const auto& codes : samples) {
+    m.begin(&s);
+    for (size_t i = 0; i < m.elements; ++i) {
+      uint8_t p, want_p;
+      uint32_t table, want_table;
+      m.predict(&s, i, &p, &table);
+      reference_predict(m, codes, i, &want_p, &want_table);
+      ASSERT_EQ(int(p), int(want_p)) << i;
+      ASSERT_EQ(table, want_table) << i;
+      libsplit::codec::ContextModel::set_code(&s, i, codes[i]);
+    }
+    wide += s.digits == 3;
+    for (uint32_t k = 0; k < m.hidden; ++k) capped += s.h[2][k] == 255 && s.h[1][k] == 255 && s.h[0][k] == 255;
+  }
+  EXPECT_GE(wide, 4u);   // hidden values of 2^16 and more were summed
+  EXPECT_GE(capped, 1u);  // and some at the cap
 }
 
 TEST(EntropyCodecs, ContextTablesCodeLosslesslyAndRejectCorruptStreams) {
