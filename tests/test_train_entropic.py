@@ -89,6 +89,17 @@ class Averaging(unittest.TestCase):
         self.assertEqual(first_bn.momentum, 0.25)  # restored
         self.assertFalse(s.training)
 
+    def test_layers_trained_with_fixed_statistics_keep_them(self):
+        s = student()
+        images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+        s.encoder.net[1].running_mean.fill_(5.0)
+        s.tail.decoder.net[1].running_mean.fill_(5.0)
+        train_entropic.recompute_batch_norm(s, images, torch.Generator().manual_seed(2), 32, keep=("encoder.",))
+        self.assertTrue(torch.equal(s.encoder.net[1].running_mean, torch.full((32,), 5.0)))
+        self.assertFalse(torch.equal(s.tail.decoder.net[1].running_mean, torch.full((96,), 5.0)))
+        train_entropic.recompute_batch_norm(s, images, torch.Generator().manual_seed(2), 32, keep=("",))
+        self.assertTrue(torch.equal(s.encoder.net[1].running_mean, torch.full((32,), 5.0)))
+
 
 if __name__ == "__main__":
     unittest.main()

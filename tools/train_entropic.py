@@ -207,15 +207,23 @@ def average_weights(student, states):
 
 
 @torch.no_grad()
-def recompute_batch_norm(student, images, gen, batch_size):
-    """Measures every batch-norm layer's running statistics again, as a plain mean over one pass of
-    the (augmented) training images: averaged weights need statistics of their own."""
-    norms = [m for m in student.modules() if isinstance(m, nn.BatchNorm2d)]
+def recompute_batch_norm(student, images, gen, batch_size, keep=()):
+    """Measures the batch-norm layers' running statistics again, as a plain mean over one pass of
+    the (augmented) training images: averaged weights need statistics of their own. Layers whose
+    name starts with a prefix in `keep` ("" for all) trained with fixed statistics and keep them."""
+    norms, kept = [], []
+    for name, m in student.named_modules():
+        if isinstance(m, nn.BatchNorm2d):
+            (kept if name.startswith(tuple(keep)) else norms).append(m)
+    if not norms:
+        return
     saved = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average
     student.train()
+    for m in kept:
+        m.eval()
     for idx in batches(images.shape[0], batch_size, gen):
         student(data.normalize(data.augment(images[idx], gen)).contiguous(memory_format=CL))
     for m, mom in zip(norms, saved):
@@ -433,7 +441,8 @@ def main():
             averaged.append(copy.deepcopy(student.state_dict()))
     if averaged:
         average_weights(student, averaged)
-        recompute_batch_norm(student, train[0], gen, args.batch_size)
+        fixed = ("",) if args.freeze_bn else ("encoder.",) if args.freeze_encoder else ()
+        recompute_batch_norm(student, train[0], gen, args.batch_size, keep=fixed)
         acc, test_bytes = evaluate(student, *test)
         log(f"kept the average of epochs {args.kd_epochs - len(averaged) + 1}-{args.kd_epochs} (batch-norm "
             f"statistics measured again): test top-1 {acc:.2f}% at {test_bytes:.1f} B of information")
