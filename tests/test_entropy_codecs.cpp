@@ -508,8 +508,9 @@ void reference_predict(const libsplit::codec::ContextModel& m, const std::vector
     int64_t a = m.out_bias[2 * i + size_t(o)];
     for (size_t k = 0; k < h.size(); ++k) a += int64_t(m.out_weights[at++]) * h[k];
     for (size_t j = 0; j < i; ++j) a += int64_t(m.out_weights[at++]) * z(j);
-    const int64_t half = m.out_shift ? int64_t(1) << (m.out_shift - 1) : 0;
-    out[o] = (a + half) >> m.out_shift;  // arithmetic shift: a floor, as round_q's
+    const int64_t half = m.out_shift ? int64_t(1) << (m.out_shift - 1) : 0, d = int64_t(1) << m.out_shift;
+    const int64_t v = a + half;
+    out[o] = v / d - (v % d < 0 ? 1 : 0);  // floor: "/" truncates towards zero
   }
   *prediction = uint8_t(std::clamp<int64_t>(out[0], 0, 255));
   *table = uint32_t(i * m.groups / m.elements) * m.bins + uint32_t(std::clamp<int64_t>(out[1], 0, m.bins - 1));
