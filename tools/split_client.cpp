@@ -543,6 +543,7 @@ int main(int argc, char** argv) {
                     several && !run.dynamic && r->strategy != run.name ? ("/" + run.name).c_str() : "",
                     r->total_us / 1000);
         if (!r->fallback.empty()) std::printf("\tfallback=%s", r->fallback.c_str());
+        if (r->exploration) std::printf("\texploration");
         std::printf("\n");
       }
     }

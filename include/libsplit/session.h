@@ -39,6 +39,9 @@ struct Inference {
   std::vector<ClassScore> top;  // best first
   std::string strategy;         // "local", a local model id, "offload", "offload-png" or the split id
   std::string fallback;         // dynamic: why the chosen remote candidate fell back to local
+  // dynamic: this request tried a candidate other than the chosen one (an exploration; a local
+  // model's trial is two requests), also when the local model answered for it
+  bool exploration = false;
   // Stage times in microseconds. head: on-device input normalization and head (or the whole
   // model for local ones);
   // encode: codec; network: round trip minus the server's queue and tail time;

@@ -478,6 +478,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
   double local_us = 0, remote_estimate_us = 0;
   bool measures_rate = false;
   std::string risk;
+  bool exploring = false;
   {
     std::lock_guard<std::mutex> lock(st.mu);
     const bool overloaded = Clock::now() < st.overload_until;
@@ -501,6 +502,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
     const int follow_up = std::exchange(st.follow_up, -1);
     if (risk.empty() && follow_up >= 0) {
       pick = follow_up;  // the explored local model's warm pass
+      exploring = true;
     } else if (risk.empty() && st.opt.explore_ms > 0 && may_explore) {
       const auto now = Clock::now();
       const auto stale = std::chrono::milliseconds(st.opt.explore_ms);
@@ -518,6 +520,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
       }
       if (explore >= 0) {
         pick = explore;
+        exploring = true;
         st.last_explore = st.requests;
         st.cands[size_t(pick)].last_run = now;  // one exploration per candidate and period
         if (!st.cands[size_t(pick)].remote) {
@@ -553,6 +556,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
     std::lock_guard<std::mutex> lock(st.mu);
     st.observe_device(size_t(pick), inf->head_us, inf->device_cpu_us);
     inf->fallback = risk;
+    inf->exploration = exploring;
     ++st.counts[inf->strategy];
     if (!risk.empty()) ++st.fallbacks[risk];
     return inf;
@@ -570,6 +574,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
   if (inf.ok()) {
     std::lock_guard<std::mutex> lock(st.mu);
     im.record_remote(size_t(pick), *inf);
+    inf->exploration = exploring;
     ++st.counts[inf->strategy];
     return inf;
   }
@@ -596,6 +601,7 @@ Result<Inference> DynamicSession::run(const Tensor& pixels, int top_k, uint32_t 
   if (!local.ok()) return local.status();
   local->total_us = us_between(t0, Clock::now());
   local->fallback = reason;
+  local->exploration = exploring;  // the trial was this request's, whatever answered
   std::lock_guard<std::mutex> lock(st.mu);
   st.current = im.local_index;
   ++st.counts[local->strategy];
