@@ -68,5 +68,8 @@ assert r["failures"] == 0 and r["requests"] == 60, r
 assert "pruned50" in cands and "local" in cands, cands
 assert not {"pruned75", "pruned30"} & set(cands), cands
 assert set(r["strategies"]) <= {"local", "pruned50"}, r["strategies"]
+# The summary's explorations are the per-input lines marked as one.
+marked = sum(1 for l in open(sys.argv[2]) if l.rstrip("\n").endswith("\texploration"))
+assert r["explorations"] == marked, (r["explorations"], marked)
 PY
 echo "PASS"

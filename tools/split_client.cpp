@@ -147,7 +147,7 @@ struct Run {
   bool dynamic = false;
   libsplit::Strategy strategy;
   std::vector<double> head, encode, network, queue, tail, total, device_cpu;
-  int64_t ok = 0, failures = 0, correct = 0;
+  int64_t ok = 0, failures = 0, correct = 0, explorations = 0;
   size_t wire_bytes = 0, payload_bytes = 0, response_bytes = 0;
   std::map<std::string, int64_t> errors;
 };
@@ -512,6 +512,7 @@ int main(int argc, char** argv) {
         continue;
       }
       ++run.ok;
+      run.explorations += r->exploration;
       run.head.push_back(r->head_us / 1000);
       run.encode.push_back(r->encode_us / 1000);
       run.network.push_back(r->network_us / 1000);
@@ -597,7 +598,7 @@ int main(int argc, char** argv) {
     if (run.dynamic) {
       std::printf("strategies:");
       for (const auto& [s, v] : counts) std::printf(" %s=%llu", s.c_str(), (unsigned long long)v);
-      std::printf("\n");
+      std::printf(" (explorations %lld)\n", (long long)run.explorations);
       if (!fallbacks.empty()) {
         std::printf("local fallbacks:");
         for (const auto& [s, v] : fallbacks) std::printf(" %s=%llu", s.c_str(), (unsigned long long)v);
@@ -623,7 +624,7 @@ int main(int argc, char** argv) {
         return o + "}";
       };
       f << "  \"policy\": \"" << policy << "\",\n  \"strategies\": " << jmap(counts) << ",\n  \"fallbacks\": "
-        << jmap(fallbacks) << ",\n";
+        << jmap(fallbacks) << ",\n  \"explorations\": " << run.explorations << ",\n";
     }
     // Throughput of one run when several share the process: its requests over the time they took.
     double busy_s = 0;
