@@ -90,6 +90,36 @@ TEST(Rans, EveryFrequencyPathAndAllCodes) {
   EXPECT_EQ(round_trip(v, {&*t}, 0), v);
 }
 
+// The decoder finds a slot's symbol from a coarse lookup of kBuckets buckets: symbols whose
+// slots start and end exactly on bucket boundaries, span exactly one bucket, or crowd into one
+// (and the largest, last symbol) all decode, in any order.
+TEST(Rans, SymbolsOnAndAcrossTheDecodersBuckets) {
+  constexpr uint32_t kBucketSlots = rans::kScale / rans::Table::kBuckets;
+  std::vector<std::vector<uint32_t>> shapes;
+  std::vector<uint32_t> f(257, kBucketSlots);  // each symbol exactly one bucket, the last the rest
+  f[256] = rans::kScale - 256 * kBucketSlots;
+  shapes.push_back(f);
+  f.assign(257, 256);  // boundaries on multiples of 256 slots, the escape one slot
+  f[255] = 255;
+  f[256] = 1;
+  shapes.push_back(f);
+  f.assign(257, 1);  // a bucket and a half of single slots, one large symbol, then single slots
+  f[kBucketSlots * 3 / 2] = rans::kScale - 256;
+  shapes.push_back(f);
+  f.assign(3, 1);  // the escape holds nearly every slot
+  f[2] = rans::kScale - 2;
+  shapes.push_back(f);
+  std::mt19937 rng(5);
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    auto t = rans::Table::create(0, shapes[k]);
+    ASSERT_TRUE(t.ok()) << t.status().to_string();
+    std::vector<uint8_t> v(20000);
+    for (auto& x : v) x = uint8_t(rng());
+    SCOPED_TRACE(k);
+    EXPECT_EQ(round_trip(v, {&*t}, 0), v);
+  }
+}
+
 TEST(Rans, LongStreams) {
   std::mt19937 rng(3);
   std::vector<uint64_t> counts(64);

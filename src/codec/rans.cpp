@@ -82,9 +82,15 @@ Result<Table> Table::create(int offset, const std::vector<uint32_t>& freqs, bool
 
 void Table::build_decoder() {
   if (has_decoder()) return;
-  slot_to_symbol_.resize(kScale);
-  for (size_t s = 0; s < freqs_.size(); ++s)
-    std::fill(slot_to_symbol_.begin() + starts_[s], slot_to_symbol_.begin() + starts_[s] + freqs_[s], uint16_t(s));
+  start_freq_.resize(freqs_.size());
+  for (size_t s = 0; s < freqs_.size(); ++s) start_freq_[s] = starts_[s] | (freqs_[s] - 1) << 16;
+  bucket_first_.resize(kBuckets);
+  constexpr uint32_t kBucketSlots = kScale / kBuckets;
+  size_t s = 0;
+  for (uint32_t b = 0; b < kBuckets; ++b) {
+    while (starts_[s] + freqs_[s] <= b * kBucketSlots) ++s;
+    bucket_first_[b] = uint16_t(s);
+  }
 }
 
 std::vector<uint32_t> Table::normalize(const std::vector<uint64_t>& counts) {
@@ -156,9 +162,8 @@ void write_stream(uint64_t x, const std::vector<uint32_t>& words, std::vector<ui
 
 // What decoding one symbol with a table reads, hoisted out of the symbol loop.
 struct DecodeView {
-  const uint32_t* freqs;
-  const uint32_t* starts;
-  const uint16_t* lookup;
+  const uint32_t* start_freq;  // start | (freq - 1) << 16
+  const uint16_t* bucket_first;
   uint32_t escape;
   int offset;
 };
@@ -191,8 +196,11 @@ struct Reader {
   // One symbol (the code, after an escape's bypass bits); false when the stream is cut short.
   inline bool next(const DecodeView& t, uint8_t* value) {
     const uint32_t slot = uint32_t(x) & (kScale - 1);
-    const uint32_t s = t.lookup[slot];
-    x = uint64_t(t.freqs[s]) * (x >> kScaleBits) + slot - t.starts[s];
+    uint32_t s = t.bucket_first[slot >> (kScaleBits - Table::kBucketBits)];
+    uint32_t e = t.start_freq[s];
+    // On to the symbol whose slots hold `slot`: it exists, the last symbol ends at kScale.
+    while (slot > (e & 0xffff) + (e >> 16)) e = t.start_freq[++s];
+    x = uint64_t((e >> 16) + 1) * (x >> kScaleBits) + slot - (e & 0xffff);
     if (!refill()) return false;
     if (s == t.escape) {  // the code follows in kRawBits flat
       *value = uint8_t(x & ((1u << kRawBits) - 1));
@@ -219,7 +227,7 @@ Status check_decoders(const std::vector<const Table*>& tables) {
 }  // namespace
 
 DecodeView Table::view() const {
-  return {freqs_.data(), starts_.data(), slot_to_symbol_.data(), uint32_t(symbols()), offset_};
+  return {start_freq_.data(), bucket_first_.data(), uint32_t(symbols()), offset_};
 }
 
 void Coder::encode(const uint8_t* values, size_t n, const std::vector<const Table*>& tables, size_t plane,

@@ -31,11 +31,11 @@ class Table {
  public:
   // freqs: one per symbol of [offset, offset + n), then the escape's; each at least 1, summing
   // to kScale; 0 <= offset and offset + n <= 256.
-  // with_decoder = false leaves out the decoder's slot lookup (128 KiB): an encoder-only table
-  // (a device) then costs a few KiB; build_decoder() adds it later (not thread-safe by itself).
+  // with_decoder = false leaves out the decoder's lookup (9 KiB); build_decoder() adds it later
+  // (not thread-safe by itself).
   static Result<Table> create(int offset, const std::vector<uint32_t>& freqs, bool with_decoder = true);
   void build_decoder();
-  bool has_decoder() const { return slot_to_symbol_.size() == kScale; }
+  bool has_decoder() const { return bucket_first_.size() == kBuckets; }
   // Frequencies for create() from observed counts (n symbols + escapes, same order): each at
   // least 1, summing to kScale, as close to the counts' proportions as that allows.
   static std::vector<uint32_t> normalize(const std::vector<uint64_t>& counts);
@@ -43,6 +43,9 @@ class Table {
   int offset() const { return offset_; }
   size_t symbols() const { return freqs_.size() - 1; }  // without the escape
   const std::vector<uint32_t>& freqs() const { return freqs_; }
+
+  static constexpr int kBucketBits = 12;  // the decoder's lookup: kScale slots in 2^12 buckets
+  static constexpr uint32_t kBuckets = 1u << kBucketBits;
 
  private:
   friend class Coder;
@@ -61,7 +64,13 @@ class Table {
   int offset_ = 0;
   std::vector<uint32_t> freqs_, starts_;
   std::vector<EncSymbol> enc_;
-  std::vector<uint16_t> slot_to_symbol_;  // kScale entries once the decoder is built
+  // The decoder's lookup, small enough that the many tables of a context model stay in the
+  // caches (one entry per slot would be 128 KiB each): the slots in kBuckets buckets, each
+  // bucket's entry the symbol holding its first slot, from where a slot's own symbol is at most
+  // a few steps on (a bucket shared by several symbols holds rare ones); and per symbol its
+  // start | (freq - 1) << 16.
+  std::vector<uint16_t> bucket_first_;
+  std::vector<uint32_t> start_freq_;
 };
 
 // What chooses each symbol's table while a stream is decoded, from the symbols before it.

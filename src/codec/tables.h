@@ -13,7 +13,7 @@ namespace libsplit {
 
 struct EntropyTables::Impl {
   uint32_t version = 0;
-  // The decoders' slot lookups (128 KiB a table) are built on the first decode only, so a device
+  // The decoders' lookups (9 KiB a table) are built on the first decode only, so a device
   // that only encodes never holds them.
   mutable std::vector<codec::rans::Table> tables;
   mutable std::once_flag decoders_built;
