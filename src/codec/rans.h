@@ -66,9 +66,9 @@ class Table {
   std::vector<EncSymbol> enc_;
   // The decoder's lookup, small enough that the many tables of a context model stay in the
   // caches (one entry per slot would be 128 KiB each): the slots in kBuckets buckets, each
-  // bucket's entry the symbol holding its first slot, from where a slot's own symbol is at most
-  // a few steps on (a bucket shared by several symbols holds rare ones); and per symbol its
-  // start | (freq - 1) << 16.
+  // bucket's entry the symbol holding its first slot, from where a slot's own symbol is fewer
+  // than kScale / kBuckets (16) steps on, usually none (a bucket shared by several symbols holds
+  // rare ones); and per symbol its start | (freq - 1) << 16.
   std::vector<uint16_t> bucket_first_;
   std::vector<uint32_t> start_freq_;
 };
