@@ -22,21 +22,20 @@ gets "codec": "q8rans", the others keep theirs.
 Other splits' codecs and every TorchScript file are left as they are.
 """
 import argparse
+import json
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from libsplit_tools import bundle, context, data, quant, tables  # noqa: E402
-
-CODER_OVERHEAD = 12
+from libsplit_tools import bundle, calibrate, data, images  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bundle", help="bundle directory (manifest.json + TorchScript files)")
-    ap.add_argument("--data", default=data.DEFAULT_DIR, help="Fashion-MNIST IDX directory (training images)")
+    ap.add_argument("--data", default=data.DEFAULT_DIR, help="training images: Fashion-MNIST IDX directory, or an ImageFolder tree (DIR/train/<class>/*) read with the manifest's preprocessing")
     ap.add_argument("--images", type=int, default=20000, help="calibration images")
     ap.add_argument("--holdout", type=int, default=5000, help="held-out images for the estimate")
     ap.add_argument("--no-predict", action="store_true", help="leave out the linear-prediction candidate")
@@ -48,64 +47,34 @@ def main():
     ap.add_argument("--seed", type=int, default=20221, help="seed of the context model's training")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count())
-    path, manifest = bundle.load_fmnist_manifest(args.bundle, "calibrate_tables", "the only calibration data this tool reads")
-    images, _ = data.load("train", args.data)
-    if args.images + args.holdout > images.shape[0]:
-        sys.exit(f"calibrate_tables: --images + --holdout exceeds the {images.shape[0]} training images")
-    calib = images[:args.images + args.holdout]
-    for split in manifest["splits"]:
-        if split["codec"] not in ("q8", "q8rans"):
-            print(f"{split['id']:>10}: codec {split['codec']} is not q8, left as it is")
-            continue
-        head = torch.jit.load(os.path.join(args.bundle, split["head"]))
-        codes = []
-        with torch.no_grad():
-            for i in range(0, calib.shape[0], 1000):
-                codes.append(quant.codes_per_sample(head(data.normalize(calib[i:i + 1000]))))
-        codes = torch.cat(codes)
-        fit, held = codes[:args.images], codes[args.images:]
-        n = codes.shape[1]
-        shape = split["bottleneck"]["shape"]
-        channels = shape[1] if len(shape) > 1 else 1
-        best = None
-        candidates = [("channel", channels, None), ("element", n, None)]
-        if not args.no_predict:
-            candidates.append(("element-predicted", n, tables.fit_predictor(fit, args.ridge)))
-        for name, groups, predictor in candidates:
-            sym_fit, sym_held = (fit, held) if predictor is None else (tables.to_symbols(predictor, fit),
-                                                                       tables.to_symbols(predictor, held))
-            t = tables.tables_from_counts(tables.histograms(sym_fit, groups))
-            est = tables.cross_entropy_bytes(t, sym_held)
-            print(f"{split['id']:>10}: per {name} ({groups} tables): {est:.1f} B of information per image "
-                  f"(q8: {n} B)", flush=True)
-            if best is None or est < best[1]:
-                best = (name, est, t, predictor, None)
-        if not args.no_context:
-            print(f"{split['id']:>10}: training a context model ({args.context_hidden} hidden units, "
-                  f"{args.context_steps} steps)", flush=True)
-            net = context.train(fit, hidden=args.context_hidden, steps=args.context_steps, seed=args.seed,
-                                log=lambda msg: print(f"{split['id']:>10}: {msg}", flush=True))
-            model = context.to_integer(net, fit, bins=args.context_bins)
-            groups = channels if len(shape) > 2 else 1  # per channel of a feature map
-            count = groups * args.context_bins
-            sym_fit, which_fit = context.symbols_and_tables(model, fit, groups)
-            sym_held, which_held = context.symbols_and_tables(model, held, groups)
-            t = tables.tables_from_counts(tables.indexed_histograms(sym_fit, which_fit, count))
-            est = tables.cross_entropy_bytes_indexed(t, sym_held, which_held)
-            print(f"{split['id']:>10}: per element-context ({count} tables): {est:.1f} B of information per "
-                  f"image (q8: {n} B)", flush=True)
-            if est < best[1]:
-                best = ("element-context", est, t, None, context.encode(model, groups))
-        name, est, t, predictor, context_section = best
-        blob, version = tables.encode_tables(t, predictor, context_section)
-        fname = f"{split['id']}.tables"
-        with open(os.path.join(args.bundle, fname), "wb") as f:
-            f.write(blob)
-        split["tables"] = fname
-        split["entropy"] = {"granularity": name, "calibration_images": args.images,
-                            "heldout_bytes": round(est, 1), "tables_version": version}
-        split["codec"] = "q8rans" if est + CODER_OVERHEAD < n else "q8"
-        print(f"{split['id']:>10}: wrote {fname} ({len(blob)} B, version {version:08x}); codec {split['codec']}")
+    path = os.path.join(args.bundle, "manifest.json")
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"calibrate_tables: {path}: {e}")
+    prep = images.from_manifest(manifest)
+    if os.path.isdir(os.path.join(args.data, "train")):  # an ImageFolder tree
+        try:
+            folder = images.scan(args.data)
+            if prep is None:
+                raise images.DataError(f"{path}: input has no preprocess; an image folder needs it")
+            train, _ = images.load_part(folder, "train", prep, workers=os.cpu_count())
+        except images.DataError as e:
+            sys.exit(f"calibrate_tables: {e}")
+        normalize = prep.normalize
+    else:
+        path, manifest = bundle.load_fmnist_manifest(args.bundle, "calibrate_tables",
+                                                     "IDX calibration data is Fashion-MNIST; give --data an image folder otherwise")
+        train, _ = data.load("train", args.data)
+        normalize = data.normalize
+    if args.images + args.holdout > train.shape[0]:
+        sys.exit(f"calibrate_tables: --images + --holdout exceeds the {train.shape[0]} training images")
+    opts = calibrate.Options(predict=not args.no_predict, ridge=args.ridge, context=not args.no_context,
+                             context_hidden=args.context_hidden, context_steps=args.context_steps,
+                             context_bins=args.context_bins, seed=args.seed)
+    calibrate.calibrate(args.bundle, manifest, train[:args.images + args.holdout], normalize, args.images, opts,
+                        log=lambda msg: print(msg, flush=True))
     bundle.write_manifest(args.bundle, manifest)
     print(f"updated {path}")
 

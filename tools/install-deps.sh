@@ -9,6 +9,7 @@ PACKAGES=(
   libtorch-dev                       # LibTorch 1.13 (C++), find_package(Torch)
   python3-torch python3-torchvision  # training and export tools
   python3-numpy python3-matplotlib
+  python3-opencv python3-tqdm        # split-train: image decoding/resizing as the C++ runtime does it, progress bars
   dataset-fashion-mnist              # /usr/share/datasets/fashion-mnist/
   libopencv-dev                      # image decoding for preprocessing (optional in the core)
   libasio-dev                        # standalone Asio (header only)
