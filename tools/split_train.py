@@ -97,8 +97,13 @@ class _NoBar:
 # ---------------------------------------------------------------------------------------------
 # flags
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, as every other refusal
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_argument_group("teacher")
     src = g.add_mutually_exclusive_group()
     src.add_argument("--arch", help="torchvision classifier, e.g. " + ", ".join(arch.TORCHVISION_TESTED))
