@@ -25,6 +25,35 @@ json valid() {
     ]})");
 }
 
+json with_preprocess() {
+  json j = valid();
+  j["input"]["preprocess"] = {{"resize", 32}, {"crop", {28, 28}}, {"interpolation", "bilinear"}};
+  return j;
+}
+
+TEST(Manifest, ParsesPreprocess) {
+  auto m = libsplit::parse_manifest(with_preprocess().dump(), "x/manifest.json");
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  ASSERT_TRUE(m->input.preprocess.has_value());
+  EXPECT_EQ(m->input.preprocess->resize, 32);
+  EXPECT_EQ(m->input.preprocess->crop_height, 28);
+  EXPECT_EQ(m->input.preprocess->crop_width, 28);
+  EXPECT_EQ(m->input.preprocess->interpolation, "bilinear");
+  // interpolation defaults to area; a non-square input crops [H, W]; resize may equal the crop.
+  json j = valid();
+  j["input"]["shape"] = {1, 1, 24, 28};
+  j["input"]["preprocess"] = {{"resize", 28}, {"crop", {24, 28}}};
+  m = libsplit::parse_manifest(j.dump(), "x/manifest.json");
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  EXPECT_EQ(m->input.preprocess->interpolation, "area");
+  EXPECT_EQ(m->input.preprocess->crop_height, 24);
+  EXPECT_EQ(m->input.preprocess->crop_width, 28);
+  // Without the object, no preprocessing.
+  m = libsplit::parse_manifest(valid().dump(), "x/manifest.json");
+  ASSERT_TRUE(m.ok());
+  EXPECT_FALSE(m->input.preprocess.has_value());
+}
+
 TEST(Manifest, ParsesValidManifest) {
   auto m = libsplit::parse_manifest(valid().dump(), "x/manifest.json");
   ASSERT_TRUE(m.ok()) << m.status().to_string();
@@ -98,7 +127,22 @@ INSTANTIATE_TEST_SUITE_P(
         Broken{"local_macs", [](json& j) { j["local"] = json::parse(R"([{"id": "p", "kind": "pruned", "file": "p.pt", "macs": -3}])"); },
                {"local[0].macs", "-3"}},
         Broken{"complexity_params", [](json& j) { j["complexity"] = json::parse(R"({"params": 1.5})"); },
-               {"complexity.params", "1.5"}}),
+               {"complexity.params", "1.5"}},
+        Broken{"preprocess_not_object", [](json& j) { j["input"]["preprocess"] = 32; }, {"input.preprocess", "32"}},
+        Broken{"preprocess_crop_not_the_shape", [](json& j) { j["input"]["preprocess"] = with_preprocess()["input"]["preprocess"]; j["input"]["preprocess"]["crop"] = {32, 28}; },
+               {"input.preprocess.crop", "[28, 28]", "[32,28]"}},
+        Broken{"preprocess_crop_not_a_pair", [](json& j) { j["input"]["preprocess"] = with_preprocess()["input"]["preprocess"]; j["input"]["preprocess"]["crop"] = 28; },
+               {"input.preprocess.crop", "[height, width]", "28"}},
+        Broken{"preprocess_resize_below_crop", [](json& j) { j["input"]["preprocess"] = with_preprocess()["input"]["preprocess"]; j["input"]["preprocess"]["resize"] = 20; },
+               {"input.preprocess.resize", "at least 28", "20"}},
+        Broken{"preprocess_resize_not_integer", [](json& j) { j["input"]["preprocess"] = with_preprocess()["input"]["preprocess"]; j["input"]["preprocess"]["resize"] = 32.5; },
+               {"input.preprocess.resize", "positive integer", "32.5"}},
+        Broken{"preprocess_resize_missing", [](json& j) { j["input"]["preprocess"] = with_preprocess()["input"]["preprocess"]; j["input"]["preprocess"].erase("resize"); },
+               {"input.preprocess.resize", "missing"}},
+        Broken{"preprocess_interpolation", [](json& j) { j["input"]["preprocess"] = with_preprocess()["input"]["preprocess"]; j["input"]["preprocess"]["interpolation"] = "bicubic"; },
+               {"input.preprocess.interpolation", "\"area\", \"bilinear\" or \"nearest\"", "bicubic"}},
+        Broken{"preprocess_unknown_field", [](json& j) { j["input"]["preprocess"] = with_preprocess()["input"]["preprocess"]; j["input"]["preprocess"]["antialias"] = true; },
+               {"input.preprocess.antialias", "no such field", "true"}}),
     [](const auto& info) { return info.param.name; });
 
 TEST(Manifest, ParsesLocalModelsAndComplexity) {

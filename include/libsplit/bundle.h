@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,12 +19,23 @@ namespace libsplit {
 
 constexpr int kManifestFormatVersion = 1;
 
+// Manifest "input.preprocess": how an image of any size becomes the input's H x W, as
+// torchvision's Resize(resize) then CenterCrop([crop_height, crop_width]) would, on the 8-bit
+// image with OpenCV's resampling (see preprocess.h).
+struct PreprocessSpec {
+  int resize = 0;       // the shorter side becomes this many pixels, the aspect ratio kept
+  int crop_height = 0;  // centre crop; equal to the input's H and W, each <= resize
+  int crop_width = 0;
+  std::string interpolation = "area";  // "area", "bilinear" or "nearest"
+};
+
 struct InputSpec {
   std::vector<int64_t> shape;      // e.g. [1, 1, 28, 28], NCHW
   std::string dtype = "float32";   // the model's input dtype (only float32 is supported)
   std::vector<float> mean;         // per channel, applied after scaling pixels to [0, 1]
   std::vector<float> std;          // per channel, > 0
   std::string channel_order = "gray";  // "gray", "rgb" or "bgr"
+  std::optional<PreprocessSpec> preprocess;  // none: images must have the input's exact size
 };
 
 struct SplitSpec {

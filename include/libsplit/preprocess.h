@@ -1,5 +1,6 @@
 // Turning images into model inputs as the manifest's InputSpec says:
-// pixels -> NCHW float in [0, 255] ("pixel tensor") -> normalised ((p / 255 - mean) / std).
+// pixels -> (input.preprocess: resize, centre crop) -> NCHW float in [0, 255] ("pixel tensor")
+// -> normalised ((p / 255 - mean) / std).
 // The pixel tensor is what an offloading client sends (codec u8image); the server normalises
 // with the same function, so local and offloaded runs see identical inputs. Thread-safe.
 #pragma once
@@ -18,14 +19,21 @@
 LIBSPLIT_PUBLIC_BEGIN
 namespace libsplit {
 
-// Interleaved (HWC) 8-bit pixels, `channels` of them per pixel in the spec's channel order.
-// Height, width and channels must equal the spec's; there is no silent resizing.
+// Interleaved (HWC) 8-bit pixels, `channels` of them per pixel in the spec's channel order;
+// `channels` must equal the spec's. With spec.preprocess, an image of any size is resized (its
+// shorter side to preprocess.resize, the longer to resize * longer / shorter, integer division)
+// and centre-cropped to the input's H x W (offsets round((size - crop) / 2), halves to even), as
+// torchvision's Resize(int) and CenterCrop do; the resampling is OpenCV's cv::resize on the 8-bit
+// image (INTER_AREA, INTER_LINEAR or INTER_NEAREST), or libsplit's own close equivalent in builds
+// without OpenCV. Without it, height and width must equal the spec's: no silent resizing.
 Result<Tensor> pixels_to_tensor(const uint8_t* pixels, int height, int width, int channels,
                                 const InputSpec& spec);
 // Normalises a pixel tensor in place.
 Status normalize_input(const InputSpec& spec, Tensor* pixels);
 
-// Decodes PNG/JPEG/BMP bytes (OpenCV), converting to the spec's channel count and order.
+// Decodes PNG/JPEG/BMP bytes (OpenCV), converting to the spec's channel count and order (a
+// colour model reads gray images as three equal channels and drops alpha), then as
+// pixels_to_tensor (resizing and cropping under spec.preprocess).
 // Binary PGM (P5) and PPM (P6) with 8-bit samples are read by libsplit itself, also in builds
 // without OpenCV (PGM gives 1 channel, PPM 3, which must match the spec; no conversion).
 // Other formats fail with kFailedPrecondition when built without OpenCV.

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -6,6 +7,7 @@
 
 #include "common/errors.h"
 #include "libsplit/bundle.h"
+#include "model/resize.h"
 
 namespace libsplit {
 
@@ -102,6 +104,38 @@ Status check_file_name(const Fields& f, const std::string& field, const std::str
   return {};
 }
 
+// "input.preprocess": {"resize": N, "crop": [H, W], "interpolation": "area"|"bilinear"|"nearest"}.
+// Every field is checked, unknown ones included: a misspelt field would otherwise leave the C++
+// side resizing differently from the Python side that trained the model.
+Status parse_preprocess(const json& j, const std::string& origin, const std::vector<int64_t>& shape,
+                        PreprocessSpec* p) {
+  Fields f(j, origin, "input.preprocess");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key() != "resize" && it.key() != "crop" && it.key() != "interpolation")
+      return f.err(it.key(), "no such field (input.preprocess has resize, crop and interpolation)", &*it);
+  const json* r = f.get("resize");
+  if (!r || !r->is_number_integer() || r->get<int64_t>() <= 0 || r->get<int64_t>() > (1 << 24))
+    return f.err("resize", "a positive integer (the length of the image's shorter side after resizing)", r);
+  p->resize = r->get<int>();
+  const json* c = f.get("crop");
+  if (!c || !c->is_array() || c->size() != 2 || !(*c)[0].is_number_integer() || !(*c)[1].is_number_integer())
+    return f.err("crop", "[height, width] of the centre crop (two integers)", c);
+  const int64_t h = shape[2], w = shape[3];
+  if ((*c)[0].get<int64_t>() != h || (*c)[1].get<int64_t>() != w)
+    return f.err("crop", cat("[", h, ", ", w, "] (the height and width of input.shape)"), c);
+  p->crop_height = int(h);
+  p->crop_width = int(w);
+  if (p->resize < std::max(h, w))
+    return f.err("resize", cat("at least ", std::max(h, w), " (the crop's larger side, ", shape[2] >= shape[3] ? "height" : "width", ")"), r);
+  LIBSPLIT_RETURN_IF_ERROR(f.str("interpolation", &p->interpolation, /*required=*/false));
+  detail::Interpolation mode;
+  if (!detail::parse_interpolation(p->interpolation, &mode)) {
+    json v = p->interpolation;
+    return f.err("interpolation", "\"area\", \"bilinear\" or \"nearest\"", &v);
+  }
+  return {};
+}
+
 }  // namespace
 
 int Manifest::find_split(const std::string& id) const {
@@ -168,6 +202,10 @@ Result<Manifest> parse_manifest(const std::string& text, const std::string& orig
   if (!(gray && channels == 1) && !((m.input.channel_order == "rgb" || m.input.channel_order == "bgr") && channels == 3)) {
     json v = m.input.channel_order;
     return in.err("channel_order", cat("\"gray\" for 1 channel or \"rgb\"/\"bgr\" for 3 (shape has ", channels, ")"), &v);
+  }
+  if (const json* pp = in.get("preprocess")) {
+    if (!pp->is_object()) return in.err("preprocess", "an object {\"resize\": N, \"crop\": [H, W], \"interpolation\": ...}", pp);
+    LIBSPLIT_RETURN_IF_ERROR(parse_preprocess(*pp, origin, m.input.shape, &m.input.preprocess.emplace()));
   }
 
   LIBSPLIT_RETURN_IF_ERROR(top.str("full", &m.full));

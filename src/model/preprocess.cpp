@@ -1,12 +1,14 @@
 #include "libsplit/preprocess.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <iterator>
 #include <utility>
 #include <vector>
 
 #include "common/errors.h"
+#include "model/resize.h"
 
 #ifdef LIBSPLIT_WITH_OPENCV
 #include <opencv2/imgcodecs.hpp>
@@ -17,19 +19,82 @@ namespace libsplit {
 
 using detail::invalid_argument;
 
-Result<Tensor> pixels_to_tensor(const uint8_t* pixels, int height, int width, int channels, const InputSpec& spec) {
+namespace {
+
+// HWC pixels (rows `row_bytes` apart) -> the spec's [1, C, H, W] pixel tensor.
+Tensor hwc_to_tensor(const uint8_t* pixels, size_t row_bytes, const InputSpec& spec) {
   const int64_t c = spec.shape[1], h = spec.shape[2], w = spec.shape[3];
-  if (height != h || width != w || channels != c)
-    return invalid_argument("image is ", width, "x", height, " with ", channels, " channel(s); the model expects ", w,
-                            "x", h, " with ", c, " channel(s)");
-  if (!pixels) return invalid_argument("pixel buffer is null");
   Tensor t;
   t.shape = spec.shape;
   t.data.resize(size_t(c * h * w));
-  for (int64_t y = 0; y < h; ++y)
+  for (int64_t y = 0; y < h; ++y) {
+    const uint8_t* row = pixels + size_t(y) * row_bytes;
     for (int64_t x = 0; x < w; ++x)
-      for (int64_t k = 0; k < c; ++k) t.data[size_t((k * h + y) * w + x)] = float(pixels[(y * w + x) * c + k]);
+      for (int64_t k = 0; k < c; ++k) t.data[size_t((k * h + y) * w + x)] = float(row[x * c + k]);
+  }
   return t;
+}
+
+// input.preprocess on 8-bit pixels: the shorter side resized to p.resize (the longer to
+// resize * long / short, integer division, as torchvision's Resize(int)), then the centre
+// crop at torchvision's CenterCrop offsets, round((size - crop) / 2) with halves to even.
+// OpenCV's cv::resize where libsplit has OpenCV, else resize_u8 (src/model/resize.h).
+Result<Tensor> resize_and_crop(const uint8_t* pixels, int height, int width, int channels, const InputSpec& spec) {
+  const PreprocessSpec& p = *spec.preprocess;
+  detail::Interpolation mode;
+  if (!detail::parse_interpolation(p.interpolation, &mode))
+    return invalid_argument("input.preprocess.interpolation \"", p.interpolation, "\" is not area, bilinear or nearest");
+  const int64_t shorter = std::min(height, width), longer = std::max(height, width);
+  const int64_t resized_long = int64_t(p.resize) * longer / shorter;
+  const int64_t nh = height <= width ? p.resize : resized_long, nw = height <= width ? resized_long : p.resize;
+  if (nh * nw * channels > (int64_t(1) << 28))
+    return invalid_argument("image is ", width, "x", height, ": resizing its shorter side to ", p.resize, " gives ", nw, "x",
+                            nh, ", more than 256 MiB of pixels");
+  if (nh < p.crop_height || nw < p.crop_width)  // the manifest's checks rule this out; never read outside
+    return invalid_argument("image resized to ", nw, "x", nh, " is smaller than the crop ", p.crop_width, "x", p.crop_height);
+  std::vector<uint8_t> resized;
+  const uint8_t* px = pixels;
+  if (nh != height || nw != width) {
+    resized.resize(size_t(nh * nw * channels));
+#ifdef LIBSPLIT_WITH_OPENCV
+    const int flag = mode == detail::Interpolation::kArea       ? cv::INTER_AREA
+                     : mode == detail::Interpolation::kBilinear ? cv::INTER_LINEAR
+                                                                : cv::INTER_NEAREST;
+    try {
+      cv::Mat in(height, width, CV_8UC(channels), const_cast<uint8_t*>(pixels));
+      cv::Mat out(int(nh), int(nw), CV_8UC(channels), resized.data());
+      cv::resize(in, out, out.size(), 0, 0, flag);
+      if (out.data != resized.data()) return detail::internal_error("cv::resize did not write into its buffer");
+    } catch (const std::exception& e) {
+      return invalid_argument("image cannot be resized from ", width, "x", height, " to ", nw, "x", nh, ": ", e.what());
+    }
+#else
+    detail::resize_u8(pixels, height, width, channels, resized.data(), int(nh), int(nw), mode);
+#endif
+    px = resized.data();
+  }
+  const int64_t top = int64_t(std::nearbyint(double(nh - p.crop_height) / 2.0));
+  const int64_t left = int64_t(std::nearbyint(double(nw - p.crop_width) / 2.0));
+  const size_t row_bytes = size_t(nw) * size_t(channels);
+  return hwc_to_tensor(px + size_t(top) * row_bytes + size_t(left) * size_t(channels), row_bytes, spec);
+}
+
+}  // namespace
+
+Result<Tensor> pixels_to_tensor(const uint8_t* pixels, int height, int width, int channels, const InputSpec& spec) {
+  const int64_t c = spec.shape[1], h = spec.shape[2], w = spec.shape[3];
+  if (spec.preprocess && channels == c && height > 0 && width > 0) {
+    if (!pixels) return invalid_argument("pixel buffer is null");
+    return resize_and_crop(pixels, height, width, channels, spec);
+  }
+  if (height != h || width != w || channels != c)
+    return invalid_argument("image is ", width, "x", height, " with ", channels, " channel(s); the model expects ", w,
+                            "x", h, " with ", c, " channel(s)",
+                            (height != h || width != w) && !spec.preprocess
+                                ? " (the manifest has no input.preprocess to resize it)"
+                                : "");
+  if (!pixels) return invalid_argument("pixel buffer is null");
+  return hwc_to_tensor(pixels, size_t(w * c), spec);
 }
 
 Status normalize_input(const InputSpec& spec, Tensor* t) {
