@@ -9,6 +9,9 @@ BUILD=$1 SRC=$2 WORK=$3 FMNIST=$4
 rm -rf "$WORK"
 mkdir -p "$WORK"
 cmake --install "$BUILD" --prefix "$WORK/prefix" > "$WORK/install.log"
+# split-train is installed as a command that runs from the prefix (its Python package beside it).
+"$WORK/prefix/bin/split-train" --arch resnet18 --input-size 64 --list-splits > "$WORK/split-train.txt"
+grep -q '^  layer1.1 ' "$WORK/split-train.txt" || { echo "FAIL: installed split-train"; cat "$WORK/split-train.txt"; exit 1; }
 cmake -S "$SRC/tests/consumer" -B "$WORK/build" -G Ninja -DCMAKE_PREFIX_PATH="$WORK/prefix" \
   -DLIBSPLIT_EXAMPLE="$SRC/tools/examples/device_app.cpp" > "$WORK/configure.log"
 cmake --build "$WORK/build" > "$WORK/build.log"
