@@ -1,5 +1,6 @@
 // split-client: runs a bundle's head on this device and the tail on split-server (or the whole
-// model locally, or offloads the input), over images, a directory, an IDX file or a camera.
+// model locally, or offloads the input), over images, a directory (flat, or class folders as
+// torchvision's ImageFolder), an IDX file or a camera.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "libsplit/libsplit.h"
 
@@ -45,19 +47,90 @@ bool has_image_ext(std::string n) {
   return false;
 }
 
+// The entries of a directory, sorted by name: image files and subdirectories.
+bool list_dir(const std::string& dir, std::vector<std::string>* images, std::vector<std::string>* subdirs) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return false;
+  while (dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (is_dir(dir + "/" + name)) {
+      if (subdirs) subdirs->push_back(name);
+    } else if (has_image_ext(name)) {
+      images->push_back(name);
+    }
+  }
+  ::closedir(d);
+  std::sort(images->begin(), images->end());
+  if (subdirs) std::sort(subdirs->begin(), subdirs->end());
+  return true;
+}
+
+// The images of an --input directory: flat (DIR/*.png ..., no labels), or the ImageFolder layout
+// DIR/<class>/*.png|jpg|jpeg|bmp when a subdirectory holds images, each image labelled by its
+// folder's name, which must be one of the bundle's labels. Sorted by class folder, then file name.
+struct DirectoryInputs {
+  std::vector<std::string> files;
+  std::vector<int> labels;  // per file, an index into the manifest's labels; empty when flat
+};
+// Errors are whole lines naming the folder (no status code: they are the user's layout).
+Result<DirectoryInputs> scan_directory(std::string dir, const std::vector<std::string>& labels) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();  // "DIR/" names files as "DIR/<class>/..."
+  auto error = [](const std::string& msg) { return Status(libsplit::StatusCode::kInvalidArgument, msg); };
+  std::vector<std::string> flat, subdirs;
+  if (!list_dir(dir, &flat, &subdirs)) return error(dir + ": cannot list directory");
+  std::vector<std::vector<std::string>> class_files(subdirs.size());
+  bool image_folder = false;
+  for (size_t c = 0; c < subdirs.size(); ++c) {
+    if (!list_dir(dir + "/" + subdirs[c], &class_files[c], nullptr))
+      return error(dir + "/" + subdirs[c] + ": cannot list directory");
+    image_folder |= !class_files[c].empty();
+  }
+  DirectoryInputs out;
+  if (!image_folder) {
+    for (const auto& f : flat) out.files.push_back(dir + "/" + f);
+    if (out.files.empty()) return error(dir + ": no .png/.jpg/.jpeg/.bmp files");
+    return out;
+  }
+  // Every class folder is checked before any image is read.
+  for (size_t c = 0; c < subdirs.size(); ++c) {
+    const std::string& name = subdirs[c];
+    if (class_files[c].empty()) continue;
+    if (std::find(labels.begin(), labels.end(), name) == labels.end()) {
+      std::string known;
+      for (size_t i = 0; i < labels.size() && i < 10; ++i) known += (i ? ", " : "") + labels[i];
+      if (labels.size() > 10) known += ", ... (" + std::to_string(labels.size()) + " in all)";
+      return error(dir + "/" + name + ": class folder '" + name + "' is not one of the bundle's labels (" + known + ")");
+    }
+  }
+  for (size_t c = 0; c < subdirs.size(); ++c) {
+    const std::string& name = subdirs[c];
+    if (class_files[c].empty()) {
+      std::fprintf(stderr, "split-client: %s/%s: empty class folder (no .png/.jpg/.jpeg/.bmp files), skipped\n",
+                   dir.c_str(), name.c_str());
+      continue;
+    }
+    const int label = int(std::find(labels.begin(), labels.end(), name) - labels.begin());
+    for (const auto& f : class_files[c]) {
+      out.files.push_back(dir + "/" + name + "/" + f);
+      out.labels.push_back(label);
+    }
+  }
+  if (!flat.empty())
+    std::fprintf(stderr, "split-client: %s: %zu image(s) beside the class folders are not read (ImageFolder layout)\n",
+                 dir.c_str(), flat.size());
+  return out;
+}
+
 // Yields pixel tensors one by one from whatever --input names.
 class InputSource {
  public:
-  static Result<std::unique_ptr<InputSource>> open(const std::string& input, const libsplit::InputSpec& spec) {
+  // `dir`: what scan_directory found when --input is a directory.
+  static Result<std::unique_ptr<InputSource>> open(const std::string& input, const libsplit::InputSpec& spec,
+                                                   const DirectoryInputs* dir) {
     auto s = std::unique_ptr<InputSource>(new InputSource(spec));
-    if (is_dir(input)) {
-      DIR* d = ::opendir(input.c_str());
-      if (!d) return Status(libsplit::StatusCode::kNotFound, input + ": cannot list directory");
-      while (dirent* e = ::readdir(d))
-        if (has_image_ext(e->d_name)) s->files_.push_back(input + "/" + e->d_name);
-      ::closedir(d);
-      std::sort(s->files_.begin(), s->files_.end());
-      if (s->files_.empty()) return Status(libsplit::StatusCode::kNotFound, input + ": no .png/.jpg/.jpeg/.bmp files");
+    if (dir) {
+      s->files_ = dir->files;
       s->count_ = int64_t(s->files_.size());
     } else if (exists(input) && has_image_ext(input)) {
       s->files_.push_back(input);
@@ -65,19 +138,22 @@ class InputSource {
     } else if (exists(input)) {
       auto idx = libsplit::IdxFile::open(input);
       if (!idx.ok()) return idx.status();
-      const auto& dims = idx->dims();
-      if (dims.size() != 3 || dims[1] != spec.shape[2] || dims[2] != spec.shape[3] || spec.shape[1] != 1)
+      const auto& dims = idx->dims();  // any image size when the manifest resizes (input.preprocess)
+      if (dims.size() != 3 || spec.shape[1] != 1 ||
+          (!spec.preprocess && (dims[1] != spec.shape[2] || dims[2] != spec.shape[3])))
         return Status(libsplit::StatusCode::kInvalidArgument,
                       input + ": IDX images of shape " + libsplit::shape_to_string(dims) +
                           " do not fit the model input " + libsplit::shape_to_string(spec.shape));
       s->count_ = idx->count();
       s->idx_ = std::move(*idx);
+      s->stream_ = input;
     } else if (!input.empty() && input.find_first_not_of("0123456789") == std::string::npos) {
 #ifdef LIBSPLIT_WITH_OPENCV
       s->camera_ = std::make_unique<cv::VideoCapture>(std::stoi(input));
       if (!s->camera_->isOpened())
         return Status(libsplit::StatusCode::kNotFound, "camera " + input + " cannot be opened");
       s->count_ = -1;
+      s->stream_ = "camera:" + input;
 #else
       return Status(libsplit::StatusCode::kFailedPrecondition, "camera input needs OpenCV");
 #endif
@@ -89,12 +165,11 @@ class InputSource {
 
   int64_t count() const { return count_; }  // -1 = endless (camera)
   std::string name(int64_t i) const { return files_.empty() ? "#" + std::to_string(i) : files_[size_t(i)]; }
+  // The input's file, or the IDX file / camera with "#index".
+  std::string path(int64_t i) const { return files_.empty() ? stream_ + "#" + std::to_string(i) : files_[size_t(i)]; }
 
   Result<Tensor> get(int64_t i) {
-    if (idx_) {
-      const auto& sp = spec_;
-      return libsplit::pixels_to_tensor(idx_->record(i), int(sp.shape[2]), int(sp.shape[3]), 1, sp);
-    }
+    if (idx_) return libsplit::pixels_to_tensor(idx_->record(i), int(idx_->dims()[1]), int(idx_->dims()[2]), 1, spec_);
 #ifdef LIBSPLIT_WITH_OPENCV
     if (camera_) {
       cv::Mat frame, conv;
@@ -102,7 +177,11 @@ class InputSource {
       if (spec_.channel_order == "gray") cv::cvtColor(frame, conv, cv::COLOR_BGR2GRAY);
       else if (spec_.channel_order == "rgb") cv::cvtColor(frame, conv, cv::COLOR_BGR2RGB);
       else conv = frame;
-      cv::resize(conv, conv, cv::Size(int(spec_.shape[3]), int(spec_.shape[2])), 0, 0, cv::INTER_AREA);
+      // The manifest's input.preprocess resizes and crops the whole frame; without it, the frame
+      // is squeezed to the input size.
+      if (!spec_.preprocess)
+        cv::resize(conv, conv, cv::Size(int(spec_.shape[3]), int(spec_.shape[2])), 0, 0, cv::INTER_AREA);
+      if (!conv.isContinuous()) conv = conv.clone();
       return libsplit::pixels_to_tensor(conv.data, conv.rows, conv.cols, conv.channels(), spec_);
     }
 #endif
@@ -114,6 +193,7 @@ class InputSource {
   libsplit::InputSpec spec_;
   std::vector<std::string> files_;
   std::optional<libsplit::IdxFile> idx_;
+  std::string stream_;  // the IDX file or "camera:N"
 #ifdef LIBSPLIT_WITH_OPENCV
   std::unique_ptr<cv::VideoCapture> camera_;
 #endif
@@ -212,8 +292,19 @@ int main(int argc, char** argv) {
   app.add_option("--codec", codec,
                  "Bottleneck codec instead of the split's manifest codec: f32, f16, q8, q4, q2, q8c, q4c, q2c, "
                  "q8rans, q8zstd or s8rans (q8rans/s8rans need the split's entropy tables in the bundle)");
-  app.add_option("--input", input, "Image file, directory of images, IDX images file, or camera index")->required();
+  app.add_option("--input", input,
+                 "Image file, directory of images (flat, or class folders DIR/<label>/*.png|jpg|jpeg|bmp as "
+                 "torchvision's ImageFolder: each image labelled by its folder, whose name must be one of the "
+                 "bundle's labels; accuracy is then reported), IDX images file, or camera index")
+      ->required();
   app.add_option("--labels", labels_path, "IDX labels file, to report accuracy");
+  std::string predictions_path;
+  app.add_option("--predictions", predictions_path,
+                 "Write one JSON line per measured input and strategy to this file (created afresh), as each "
+                 "request completes: index, path (the image file, or the IDX file / camera:N with #index), "
+                 "strategy (that answered), label (its class folder's or the IDX label's name, or null), top_k "
+                 "(class indices, best first), labels (their names), scores (softmax); a failed request has "
+                 "\"error\" and empty lists instead; \"run\" names the --split entry when there are several");
   app.add_option("--limit", limit, "Process at most N inputs (default: all; camera: 100)");
   int64_t warmup = 0;
   app.add_option("--warmup", warmup, "Run the first N inputs before measuring; they are not counted (--limit includes them)")
@@ -293,6 +384,15 @@ int main(int argc, char** argv) {
 
   auto manifest = libsplit::load_manifest(bundle_dir);
   if (!manifest.ok()) return fail(manifest.status().to_string());
+  // A directory's images, and its class folders checked against the labels, before anything loads.
+  std::optional<DirectoryInputs> dir_inputs;
+  if (is_dir(input)) {
+    auto d = scan_directory(input, manifest->labels);
+    if (!d.ok()) return fail(d.status().message());
+    dir_inputs = std::move(*d);
+    if (!dir_inputs->labels.empty() && !labels_path.empty())
+      return fail("--labels: " + input + " has class folders, which label its images already");
+  }
   if (split.empty())
     split = !manifest->default_split.empty() ? manifest->default_split
             : manifest->splits.empty()       ? "local"
@@ -403,7 +503,7 @@ int main(int argc, char** argv) {
     if (!c.ok()) return fail(c.status().to_string());
     client = std::move(*c);
   }
-  auto source = InputSource::open(input, m.input);
+  auto source = InputSource::open(input, m.input, dir_inputs ? &*dir_inputs : nullptr);
   if (!source.ok()) return fail(source.status().to_string());
   auto session = libsplit::SplitSession::create(bundle->get(), remote ? client.get() : nullptr);
   if (!session.ok()) return fail(session.status().to_string());
@@ -431,11 +531,15 @@ int main(int argc, char** argv) {
     if (l->dims().size() != 1) return fail(labels_path + ": expected a 1-D IDX labels file");
     labels = std::move(*l);
   }
+  const bool several = runs.size() > 1;
   int64_t n = (*source)->count();
   if (n < 0) n = limit >= 0 ? limit : 100;
   if (limit >= 0) n = std::min(n, limit);
   if (labels && labels->count() < n)
     return fail(labels_path + ": has " + std::to_string(labels->count()) + " labels for " + std::to_string(n) + " inputs");
+  // Each input's true class, from --labels or the class folders (accuracy is reported with them).
+  const bool labelled = labels || (dir_inputs && !dir_inputs->labels.empty());
+  auto truth = [&](int64_t i) { return labels ? int(labels->record(i)[0]) : dir_inputs->labels[size_t(i)]; };
 
   auto run_one = [&](const Run& run, const Tensor& pixels) {
     return run.dynamic ? dyn->run(pixels, top_k) : (*session)->run(pixels, run.strategy, top_k);
@@ -457,6 +561,34 @@ int main(int argc, char** argv) {
     warm_counts = dyn->counts();
     warm_fallbacks = dyn->fallbacks();
   }
+  std::ofstream predictions;
+  if (!predictions_path.empty()) {
+    predictions.open(predictions_path, std::ios::trunc);
+    if (!predictions) return fail(predictions_path + ": cannot write");
+  }
+  // One line of --predictions; `r` null for a failure, described by `error`.
+  auto predict_line = [&](int64_t i, const Run& run, const libsplit::Inference* r, const std::string& error) {
+    nlohmann::ordered_json j;
+    j["index"] = i;
+    j["path"] = (*source)->path(i);
+    if (several) j["run"] = run.name;
+    j["strategy"] = r ? r->strategy : run.name;
+    const int label = labelled ? truth(i) : -1;
+    j["label"] = label >= 0 && size_t(label) < m.labels.size() ? nlohmann::ordered_json(m.labels[size_t(label)]) : nullptr;
+    j["top_k"] = nlohmann::ordered_json::array();
+    j["labels"] = nlohmann::ordered_json::array();
+    j["scores"] = nlohmann::ordered_json::array();
+    if (r)
+      for (const auto& c : r->top) {
+        j["top_k"].push_back(c.index);
+        j["labels"].push_back(c.index < m.labels.size() ? m.labels[c.index] : "?");
+        j["scores"].push_back(c.score);
+      }
+    else
+      j["error"] = error;
+    predictions << j.dump() << '\n';
+    predictions.flush();
+  };
   std::ofstream samples;
   if (!samples_path.empty()) {
     samples.open(samples_path);
@@ -464,7 +596,6 @@ int main(int argc, char** argv) {
     samples << "run\tindex\tinput\tstrategy\tstart_s\thead_ms\tencode_ms\tnetwork_ms\tqueue_ms\ttail_ms\ttotal_ms\trequest_bytes\t"
                "response_bytes\tpredicted\tlabel\tstatus\n";
   }
-  const bool several = runs.size() > 1;
   auto next_start = std::chrono::steady_clock::now();
   const auto measured_from = next_start;
   int64_t input_failures = 0;
@@ -483,6 +614,8 @@ int main(int argc, char** argv) {
     if (!pixels.ok()) {
       ++input_failures;
       std::fprintf(stderr, "split-client: %s: %s\n", (*source)->name(i).c_str(), pixels.status().to_string().c_str());
+      if (predictions.is_open())
+        for (const auto& run : runs) predict_line(i, run, nullptr, pixels.status().to_string());
       continue;
     }
     std::vector<size_t> order(runs.size());
@@ -509,6 +642,7 @@ int main(int argc, char** argv) {
           samples << run.name << '\t' << i << '\t' << (*source)->name(i) << "\t-\t" << std::fixed
                   << std::setprecision(6) << start_s << "\t\t\t\t\t\t\t\t\t\t\t" << libsplit::status_code_name(r.status().code())
                   << '\n';
+        if (predictions.is_open()) predict_line(i, run, nullptr, r.status().to_string());
         continue;
       }
       ++run.ok;
@@ -525,10 +659,11 @@ int main(int argc, char** argv) {
       run.response_bytes += r->response_bytes;
       const uint32_t pred = r->top.empty() ? 0 : r->top[0].index;
       int label = -1;
-      if (labels) {
-        label = labels->record(i)[0];
+      if (labelled) {
+        label = truth(i);
         run.correct += int(pred) == label;
       }
+      if (predictions.is_open()) predict_line(i, run, &*r, "");
       if (samples.is_open()) {
         char b[300];
         std::snprintf(b, sizeof b, "\t%.6f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%.4f\t%zu\t%zu\t%u\t%d\tok\n", start_s, r->head_us / 1000,
@@ -539,7 +674,7 @@ int main(int argc, char** argv) {
       if (!quiet) {
         std::printf("%s\t%s\t%.3f", (*source)->name(i).c_str(), pred < m.labels.size() ? m.labels[pred].c_str() : "?",
                     r->top.empty() ? 0.0 : r->top[0].score);
-        if (labels) std::printf("\tlabel=%s", label < int(m.labels.size()) ? m.labels[size_t(label)].c_str() : "?");
+        if (labelled) std::printf("\tlabel=%s", label < int(m.labels.size()) ? m.labels[size_t(label)].c_str() : "?");
         std::printf("\t%s%s%s\t%.3f ms", several && run.dynamic ? "dynamic/" : "", r->strategy.c_str(),
                     several && !run.dynamic && r->strategy != run.name ? ("/" + run.name).c_str() : "",
                     r->total_us / 1000);
@@ -551,6 +686,7 @@ int main(int argc, char** argv) {
   }
   const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - measured_from).count();
   if (samples.is_open() && !samples.flush()) return fail(samples_path + ": write failed");
+  if (predictions.is_open() && !predictions.flush()) return fail(predictions_path + ": write failed");
 
   std::map<std::string, uint64_t> counts, fallbacks;
   if (dyn) {
@@ -577,7 +713,7 @@ int main(int argc, char** argv) {
     std::printf("\n%s %s, strategy %s%s%s: %lld requests, %lld failures\n", m.name.c_str(), m.version.c_str(),
                 run.name.c_str(), codec_used.empty() ? "" : ", codec ", codec_used.c_str(), (long long)ok,
                 (long long)(run.failures + input_failures));
-    if (labels) std::printf("accuracy: %.2f%% (%lld/%lld)\n", accuracy, (long long)run.correct, (long long)ok);
+    if (labelled) std::printf("accuracy: %.2f%% (%lld/%lld)\n", accuracy, (long long)run.correct, (long long)ok);
     std::printf("wire bytes per request: %.1f (payload %.1f, raw input %lld)\n", wire_per, payload_per,
                 (long long)libsplit::Tensor::element_count(m.input.shape));
     std::printf("latency ms      p50      p90      p99      max\n");
@@ -616,7 +752,7 @@ int main(int argc, char** argv) {
     f << "{\n  \"bundle\": \"" << m.name << "\",\n  \"version\": \"" << m.version << "\",\n  \"strategy\": \"" << run.name
       << "\",\n  \"codec\": \"" << codec_used << "\",\n  \"requests\": " << ok << ",\n  \"failures\": "
       << run.failures + input_failures << ",\n";
-    if (labels) f << "  \"accuracy\": " << accuracy << ",\n  \"correct\": " << run.correct << ",\n";
+    if (labelled) f << "  \"accuracy\": " << accuracy << ",\n  \"correct\": " << run.correct << ",\n";
     if (run.dynamic) {
       auto jmap = [](const std::map<std::string, uint64_t>& mp) {
         std::string o = "{";
