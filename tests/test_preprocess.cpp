@@ -6,12 +6,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "libsplit/bundle.h"
 #include "libsplit/preprocess.h"
 #include "model/resize.h"
 
@@ -200,6 +205,62 @@ TEST(Preprocess, ResizesAndCropsPpmAndPgm) {
   t = libsplit::decode_image(ppm.data(), ppm.size(), spec("bgr", 2, 2, 2, "nearest"));
   ASSERT_TRUE(t.ok()) << t.status().to_string();
   EXPECT_EQ(t->data, (std::vector<float>{200, 201, 210, 211, 100, 101, 110, 111, 0, 1, 10, 11}));  // B, G, R planes
+}
+
+// The committed Fashion-MNIST bundle with input.preprocess {"resize": 28, "crop": [28, 28]}
+// (area): a test image drawn twice as large (each pixel a 2x2 block) in the middle of a wider or
+// taller noisy frame, 56x84 or 84x56, shrinks back to exactly its 28x28 pixels once the crop has
+// cut the frame away, and the model gives it exactly the original's scores. The original itself
+// (its shorter side already 28) passes unchanged.
+TEST(Preprocess, BundleWithPreprocessAnswersForALargerFrameAsForTheImage) {
+  namespace fs = std::filesystem;
+  const fs::path src = fs::path(LIBSPLIT_MODELS_DIR) / "fmnist-resnet";
+  const fs::path dir = fs::path(LIBSPLIT_TEST_TMP) / "preprocess-bundle";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(src))
+    if (e.path().filename() != "manifest.json") fs::create_symlink(e.path(), dir / e.path().filename());
+  nlohmann::json m = nlohmann::json::parse(std::ifstream(src / "manifest.json"));
+  m["input"]["preprocess"] = {{"resize", 28}, {"crop", {28, 28}}};
+  std::ofstream(dir / "manifest.json") << m.dump(2);
+  libsplit::BundleOptions o;
+  o.load_heads = o.load_tails = o.load_local = false;
+  auto bundle = libsplit::Bundle::open(dir.string(), o);
+  ASSERT_TRUE(bundle.ok()) << bundle.status().to_string();
+  const InputSpec& spec = (*bundle)->manifest().input;
+  ASSERT_TRUE(spec.preprocess.has_value());
+  EXPECT_EQ(spec.preprocess->interpolation, "area");
+
+  auto images = libsplit::IdxFile::open(std::string(LIBSPLIT_FMNIST_DIR) + "/t10k-images-idx3-ubyte.gz");
+  ASSERT_TRUE(images.ok()) << images.status().to_string();
+  std::mt19937 rng(3);
+  for (int64_t i = 0; i < 4; ++i) {
+    const uint8_t* px = images->record(i);
+    auto want = libsplit::pixels_to_tensor(px, 28, 28, 1, spec);
+    ASSERT_TRUE(want.ok()) << want.status().to_string();
+    EXPECT_EQ(want->data, std::vector<float>(px, px + 784));
+    ASSERT_TRUE(libsplit::normalize_input(spec, &*want).ok());
+    auto want_scores = (*bundle)->run_full(*want);
+    ASSERT_TRUE(want_scores.ok()) << want_scores.status().to_string();
+    for (bool wide : {true, false}) {
+      const int h = wide ? 56 : 84, w = wide ? 84 : 56, top = wide ? 0 : 14, left = wide ? 14 : 0;
+      const std::string header = "P5\n" + std::to_string(w) + " " + std::to_string(h) + "\n255\n";
+      std::vector<uint8_t> pgm(header.begin(), header.end());
+      for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+          const int iy = y - top, ix = x - left;
+          pgm.push_back(iy >= 0 && iy < 56 && ix >= 0 && ix < 56 ? px[(iy / 2) * 28 + ix / 2] : uint8_t(rng() % 256));
+        }
+      auto t = libsplit::decode_image(pgm.data(), pgm.size(), spec);
+      ASSERT_TRUE(t.ok()) << t.status().to_string();
+      EXPECT_EQ(t->data, std::vector<float>(px, px + 784)) << "image " << i << (wide ? " wide" : " tall");
+      ASSERT_TRUE(libsplit::normalize_input(spec, &*t).ok());
+      auto scores = (*bundle)->run_full(*t);
+      ASSERT_TRUE(scores.ok()) << scores.status().to_string();
+      EXPECT_EQ(scores->data, want_scores->data);
+    }
+  }
+  fs::remove_all(dir);
 }
 
 #ifdef LIBSPLIT_WITH_OPENCV

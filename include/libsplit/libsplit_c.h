@@ -93,7 +93,8 @@ LIBSPLIT_API ls_status ls_session_create(const ls_bundle* bundle, ls_client* cli
 LIBSPLIT_API void ls_session_destroy(ls_session* session);
 
 /* One inference on 8-bit pixels (height x width x channels, row-major, interleaved channels,
- * in the bundle's channel order). strategy: a split id, "local", a local model id (e.g.
+ * in the bundle's channel order; the input's height and width, or any size when the manifest
+ * resizes and crops, input.preprocess). strategy: a split id, "local", a local model id (e.g.
  * "pruned50"), "offload", or NULL for the bundle's default split. Writes the best min(k, classes)
  * classes, best first, to top[0..] and their number to *count; timings may be NULL. deadline_ms 0 = 5000. */
 LIBSPLIT_API ls_status ls_session_run(ls_session* session, const char* strategy, const uint8_t* pixels, uint32_t height,
