@@ -4,7 +4,8 @@
 #  1. class folders Trouser, Sandal, Shirt, Bag of PNGs of the test set's first images of each class,
 #     and a bag filed under Sandal: each image labelled by its folder, accuracy as the predictions
 #     file says, and every answer (top-k and scores) equal to the IDX file's for the same image;
-#  2. an empty class folder is skipped with a warning; images beside the class folders are not read;
+#  2. an empty class folder is skipped with a warning; images beside the class folders and hidden
+#     folders are not read;
 #  3. a folder that is not a label is refused with one line before any request, nothing written;
 #     --labels with class folders is refused;
 #  4. a flat directory keeps its behaviour (no accuracy, label null), several strategies name
@@ -48,6 +49,7 @@ for i, l in enumerate(labels):
         break
 PY
 mkdir "$WORK/folders/Dress"                      # an empty class folder
+mkdir "$WORK/folders/.cache" && cp "$WORK/flat/$(ls "$WORK/flat" | head -1)" "$WORK/folders/.cache/"  # hidden: no class
 # A bag filed as a sandal: its folder is its label, so it counts as a wrong answer.
 cp "$WORK/folders/Bag/$(ls "$WORK/folders/Bag" | head -1)" "$WORK/folders/Sandal/zz-bag.png"
 cp "$WORK/flat/$(ls "$WORK/flat" | head -1)" "$WORK/folders/stray.png"  # beside the class folders

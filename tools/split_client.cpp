@@ -55,7 +55,7 @@ bool list_dir(const std::string& dir, std::vector<std::string>* images, std::vec
     const std::string name = e->d_name;
     if (name == "." || name == "..") continue;
     if (is_dir(dir + "/" + name)) {
-      if (subdirs) subdirs->push_back(name);
+      if (subdirs && name[0] != '.') subdirs->push_back(name);  // hidden folders are no classes (as split-train)
     } else if (has_image_ext(name)) {
       images->push_back(name);
     }
