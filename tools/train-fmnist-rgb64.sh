@@ -11,5 +11,5 @@ RESUME=()
 if [[ -f build/train/fmnist-rgb64.work/checkpoint.pt ]]; then RESUME=(--resume); fi
 exec /usr/bin/python3 tools/split_train.py --data "$DATA" --arch resnet18 --train-teacher \
   --input-size 64 --resize 72 --split-after layer1 --widths 3 --natural layer3 layer4 \
-  --epochs-teacher 10 --epochs-hd 2 --epochs-kd 4 --batch-size 128 --seed 0 \
+  --epochs-teacher 5 --epochs-hd 1 --epochs-kd 2 --batch-size 128 --seed 0 \
   --out models/fmnist-rgb64 --name fmnist-rgb64 --work build/train/fmnist-rgb64.work "${RESUME[@]}" "$@"
