@@ -27,6 +27,7 @@ class Options:
     context_hidden: int = 512
     context_steps: int = 10000
     context_bins: int = 32
+    context_max_elements: int = 1024  # the network's size and training time grow with the square
     seed: int = 20221
 
 
@@ -63,7 +64,9 @@ def calibrate(bundle_dir, manifest, images_u8, normalize, fit_count, opts=Option
             log(f"{split['id']:>10}: per {name} ({groups} tables): {est:.1f} B of information per image (q8: {n} B)")
             if best is None or est < best[1]:
                 best = (name, est, t, predictor, None)
-        if opts.context:
+        if opts.context and n > opts.context_max_elements:
+            log(f"{split['id']:>10}: no context model for {n} elements (more than {opts.context_max_elements})")
+        elif opts.context:
             log(f"{split['id']:>10}: training a context model ({opts.context_hidden} hidden units, "
                 f"{opts.context_steps} steps)")
             net = context.train(fit, hidden=opts.context_hidden, steps=opts.context_steps, seed=opts.seed,
