@@ -166,6 +166,24 @@ TEST(Preprocess, WithoutPreprocessTheSizeMustMatch) {
   EXPECT_NE(p.status().message().find("3 channel(s)"), std::string::npos) << p.status().message();
 }
 
+// A spec made by hand (not parsed from a manifest) whose crop is not the input's size, or whose
+// resize is below the crop, is refused instead of reading outside the resized image.
+TEST(Preprocess, HandMadeSpecThatDoesNotFitIsAnError) {
+  std::vector<uint8_t> px(40 * 50 * 3, 7);
+  auto s = spec("rgb", 28, 28, 32, "area");
+  s.preprocess->crop_height = 0;  // a default-constructed crop
+  auto t = libsplit::pixels_to_tensor(px.data(), 40, 50, 3, s);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("crop 28x0 and resize 32 do not fit the input [1,3,28,28]"), std::string::npos)
+      << t.status().message();
+  s = spec("rgb", 28, 28, 20, "area");
+  EXPECT_FALSE(libsplit::pixels_to_tensor(px.data(), 40, 50, 3, s).ok());
+  s = spec("rgb", 28, 28, 32, "cubic");
+  t = libsplit::pixels_to_tensor(px.data(), 40, 50, 3, s);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("\"cubic\""), std::string::npos) << t.status().message();
+}
+
 // PPM and PGM of other sizes, resized by the fallback in builds without OpenCV (by cv::resize
 // with it; both give these values): 2x2 block averages, then torchvision's centre crop, whose
 // offset round((size - crop) / 2) takes halves to even.

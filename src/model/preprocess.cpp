@@ -44,14 +44,18 @@ Result<Tensor> resize_and_crop(const uint8_t* pixels, int height, int width, int
   detail::Interpolation mode;
   if (!detail::parse_interpolation(p.interpolation, &mode))
     return invalid_argument("input.preprocess.interpolation \"", p.interpolation, "\" is not area, bilinear or nearest");
+  // What parse_manifest checks, again for a hand-made spec: the crop is the input's H x W.
+  if (p.crop_height != spec.shape[2] || p.crop_width != spec.shape[3] || p.resize < std::max(p.crop_height, p.crop_width) ||
+      channels > 4)
+    return invalid_argument("input.preprocess: crop ", p.crop_width, "x", p.crop_height, " and resize ", p.resize,
+                            " do not fit the input ", shape_to_string(spec.shape),
+                            " (the crop is its H x W, resize at least the crop's larger side, 1 to 4 channels)");
   const int64_t shorter = std::min(height, width), longer = std::max(height, width);
   const int64_t resized_long = int64_t(p.resize) * longer / shorter;
   const int64_t nh = height <= width ? p.resize : resized_long, nw = height <= width ? resized_long : p.resize;
-  if (nh * nw * channels > (int64_t(1) << 28))
+  if (double(nh) * double(nw) * channels > double(int64_t(1) << 28))
     return invalid_argument("image is ", width, "x", height, ": resizing its shorter side to ", p.resize, " gives ", nw, "x",
                             nh, ", more than 256 MiB of pixels");
-  if (nh < p.crop_height || nw < p.crop_width)  // the manifest's checks rule this out; never read outside
-    return invalid_argument("image resized to ", nw, "x", nh, " is smaller than the crop ", p.crop_width, "x", p.crop_height);
   std::vector<uint8_t> resized;
   const uint8_t* px = pixels;
   if (nh != height || nw != width) {
