@@ -410,6 +410,10 @@ class Trainer:
         s["opt"] = opt.state_dict() if hasattr(opt, "state_dict") else opt
         s["sched"] = sched.state_dict() if hasattr(sched, "state_dict") else sched
         save_checkpoint(self.p["ckpt_path"], s)
+        # Tests interrupt a run here, right after a checkpoint, as a user's Ctrl-C would.
+        stop = os.environ.get("SPLIT_TRAIN_STOP_AFTER_EPOCHS")
+        if stop and len(self.state["history"]) >= int(stop) and opt is not None:
+            raise KeyboardInterrupt
 
     def restore(self):
         s = torch.load(self.p["ckpt_path"], map_location="cpu")
