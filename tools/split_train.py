@@ -614,7 +614,7 @@ def predictions(fn, images_u8, normalize, batch=250):
 
 
 def pct(preds, labels):
-    return round(100.0 * (preds == labels).float().mean().item(), 2) if labels.numel() else None
+    return round(100.0 * int((preds == labels).sum()) / labels.numel(), 2) if labels.numel() else None
 
 
 def export(args, p, trainer, train, val, test, command):
