@@ -386,6 +386,30 @@ def top1(model_fn, images_u8, labels, normalize, batch=250):
     return 100.0 * correct / images_u8.shape[0]
 
 
+@torch.no_grad()
+def recalibrate_bn(model, forward, images_u8, normalize, size, count=2048, batch=128):
+    """Measures every batch-norm layer's running statistics again, as exact averages over the
+    first `count` training images (centre crops, as evaluated). Networks whose batch norm keeps
+    a slow running average (MobileNetV3 and EfficientNet use momentum 0.01) would otherwise be
+    evaluated, exported and distilled from with statistics of a few hundred steps' trail."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns or images_u8.shape[0] < 2:
+        return
+    saved = [(m, m.momentum, m.training) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+        m.train()
+    n = min(count, images_u8.shape[0])
+    for i in range(0, n, batch):
+        x = images.center(images_u8[i:min(n, i + batch)], size)
+        if x.shape[0] >= 2:
+            forward(normalize(x).contiguous(memory_format=CL))
+    for m, momentum, training in saved:
+        m.momentum = momentum
+        m.train(training)
+
+
 class Trainer:
     def __init__(self, args, p, train, val):
         self.args, self.p = args, p
@@ -470,6 +494,7 @@ class Trainer:
                 bar.set_postfix_str(f"loss {total / seen:.3f}")
             bar.close()
             self.teacher.eval()
+            recalibrate_bn(self.teacher, self.teacher, self.train_u8, self.prep.normalize, self.prep.size)
             acc = top1(self.teacher, self.val_u8, self.val_y, self.prep.normalize)
             self.state["epoch"] = epoch + 1
             self.epoch_line("teacher", epoch + 1, a.epochs_teacher, t0, total / max(seen, 1), f"{acc:.2f}%")
@@ -541,6 +566,14 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix_str(f"loss {total / seen:.4f}")
             bar.close()
+            for st in self.students.values():
+                st.eval()
+                head = nn.Sequential(st.prefix, st.encoder) if stage == "hd" else st
+                recalibrate_bn(head, head if stage == "hd" else (lambda x, st=st: st(x, quantize=True)),
+                               self.train_u8, self.prep.normalize, self.prep.size)
+                if stage == "hd":  # the decoder's statistics, from the head's codes
+                    recalibrate_bn(st.decoder, lambda x, st=st: st.features(x, quantize=True), self.train_u8,
+                                   self.prep.normalize, self.prep.size)
             self.state["epoch"] = epoch + 1
             self.epoch_line("head distillation" if stage == "hd" else "KD fine-tuning", epoch + 1, epochs, t0,
                             total / max(seen, 1), self.student_accuracy())
@@ -593,6 +626,7 @@ class Trainer:
                     bar.update(1)
                 bar.close()
                 m.eval()
+                recalibrate_bn(m, m, self.train_u8, self.prep.normalize, self.prep.size)
                 acc = top1(m, self.val_u8, self.val_y, self.prep.normalize)
                 self.state["epoch"] = j * a.epochs_prune + e + 1
                 self.epoch_line(f"pruned {ratio}", e + 1, a.epochs_prune, t0, total / max(seen, 1), f"{acc:.2f}%")
