@@ -2,7 +2,8 @@
 # split-train refuses bad input with one clear line on stderr, exit status 2, and writes nothing
 # (neither the bundle nor its work directory): missing or empty class folders, an unreadable
 # image, an unknown architecture, a split module that does not exist, weights that do not fit,
-# a bottleneck not smaller than the input, --resume with a different recipe.
+# a bottleneck not smaller than the input, pruning a network it does not apply to, --resume with
+# a different recipe.
 # usage: split_train_bad_input.sh SOURCE_DIR WORK_DIR
 set -euo pipefail
 SRC=$1 WORK=$2
@@ -47,6 +48,9 @@ expect weights-misfit "key 'fc.weight' has shape [5, 512] in the file but [3, 51
   --arch resnet18 --teacher-weights "$WORK/five.pt" --input-size 32 --split-after layer1 --widths 2
 expect wide-bottleneck "not smaller than the 3072-byte input" --data "$WORK/good" --arch resnet18 --train-teacher \
   --input-size 32 --split-after layer1 --bottleneck-stride 1 --widths 64
+expect prune-not-resnet "MobileNetV2 has no ResNet blocks" --data "$WORK/good" --arch mobilenet_v2 --train-teacher \
+  --input-size 32 --natural features.10 --prune 0.5
+expect prune-out-of-reach "ratio 0.05 is below what pruning" --data "$WORK/good" "${base[@]}" --prune 0.05
 expect no-teacher "the teacher has no weights" --data "$WORK/good" --arch resnet18 --input-size 32 \
   --split-after layer1 --widths 2
 
