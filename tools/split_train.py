@@ -66,6 +66,9 @@ PROG = "split-train"
 CL = torch.channels_last
 
 
+EXPORT_ONLY = ("natural",)  # recipe settings a resumed run may change (nothing trained depends on them)
+
+
 class RecipeError(Exception):
     """A flag combination that cannot work; one line."""
 
@@ -308,7 +311,8 @@ def plan(args):
             old = torch.load(ckpt_path, map_location="cpu")["recipe"]
         except Exception as e:  # noqa: BLE001
             raise RecipeError(f"--resume: {ckpt_path} cannot be read ({type(e).__name__}); --restart to discard it") from None
-        diff = [k for k in sorted(set(old) | set(recipe)) if old.get(k) != recipe.get(k)]
+        # Natural cuts are made at export and train nothing: a resumed run may change them.
+        diff = [k for k in sorted(set(old) | set(recipe)) if old.get(k) != recipe.get(k) and k not in EXPORT_ONLY]
         if diff:
             k = diff[0]
             raise RecipeError(f"--resume: the checkpoint in {work} was made by another recipe ({k}: "
