@@ -27,7 +27,8 @@ class Options:
     context_hidden: int = 512
     context_steps: int = 10000
     context_bins: int = 32
-    context_max_elements: int = 1024  # the network's size and training time grow with the square
+    context_max_elements: int = 1024  # predictor and context model: their size and fitting time grow
+                                      # with the square of the elements (and more)
     seed: int = 20221
 
 
@@ -54,7 +55,10 @@ def calibrate(bundle_dir, manifest, images_u8, normalize, fit_count, opts=Option
         channels = shape[1] if len(shape) > 1 else 1
         best = None
         candidates = [("channel", channels, None), ("element", n, None)]
-        if opts.predict:
+        if opts.predict and n > opts.context_max_elements:
+            log(f"{split['id']:>10}: no linear predictor for {n} elements (more than {opts.context_max_elements}: its "
+                f"weights would take {n * (n - 1) * 2 // 1000000} MB)")
+        elif opts.predict:
             candidates.append(("element-predicted", n, tables.fit_predictor(fit, opts.ridge)))
         for name, groups, predictor in candidates:
             sym_fit, sym_held = (fit, held) if predictor is None else (tables.to_symbols(predictor, fit),
