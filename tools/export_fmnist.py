@@ -127,16 +127,7 @@ def main():
             bytes_per_image=nbytes, torchscript_matches_pytorch=mismatches == 0, **extra))
     if failed:
         sys.exit(1)
-    # Default: the narrowest learned split within 1 point of the teacher at 8 bits, else the
-    # most accurate learned split, else the first candidate.
-    learned = [s for s in manifest["splits"] if s["kind"] == "bottlefit"]
-    close = [s for s in learned if s["accuracy"]["codec"] >= teacher_acc - 1.0]
-    if close:
-        manifest["default_split"] = min(close, key=lambda s: s["bytes_per_image"])["id"]
-    elif learned:
-        manifest["default_split"] = max(learned, key=lambda s: s["accuracy"]["codec"])["id"]
-    elif manifest["splits"]:
-        manifest["default_split"] = manifest["splits"][0]["id"]
+    bundle.choose_default_split(manifest, teacher_acc)
     bundle.write_bundle(args.out, manifest, modules)
     print(f"wrote {args.out}")
 

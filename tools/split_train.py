@@ -466,6 +466,29 @@ class Trainer:
         self.state["history"].append(line)
         log(line)
 
+    def epoch(self, desc, opt, sched, loss_fn):
+        """One pass over the training images with one model's loss; returns (summed loss, images)."""
+        n = self.train_u8.shape[0]
+        total, seen = 0.0, 0
+        bar = progress(total=steps_per_epoch(n, self.args.batch_size), desc=desc, unit="batch")
+        for idx in batches(n, self.args.batch_size, self.gen):
+            x, y = self.batch(idx)
+            loss = loss_fn(x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * y.numel()
+            seen += y.numel()
+            bar.update(1)
+            bar.set_postfix_str(f"loss {total / seen:.4f}")
+        bar.close()
+        return total, seen
+
+    @torch.no_grad()
+    def distill_target(self, x):
+        return self.teacher(x)
+
     def batch(self, idx):
         x = images.augment(self.train_u8[idx], self.prep.size, self.gen, flip=not self.args.no_flip)
         return self.prep.normalize(x).contiguous(memory_format=CL), self.train_y[idx]
@@ -483,20 +506,9 @@ class Trainer:
             sched.load_state_dict(saved_sched)
         for epoch in range(self.state["epoch"], a.epochs_teacher):
             self.teacher.train()
-            t0, total, seen = time.time(), 0.0, 0
-            bar = progress(total=spe, desc=f"teacher {epoch + 1}/{a.epochs_teacher}", unit="batch")
-            for idx in batches(n, a.batch_size, self.gen):
-                x, y = self.batch(idx)
-                loss = F.cross_entropy(self.teacher(x), y, label_smoothing=a.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.item() * y.numel()
-                seen += y.numel()
-                bar.update(1)
-                bar.set_postfix_str(f"loss {total / seen:.3f}")
-            bar.close()
+            t0 = time.time()
+            total, seen = self.epoch(f"teacher {epoch + 1}/{a.epochs_teacher}", opt, sched,
+                                     lambda x, y: F.cross_entropy(self.teacher(x), y, label_smoothing=a.label_smoothing))
             self.teacher.eval()
             recalibrate_bn(self.teacher, self.teacher, self.train_u8, self.prep.normalize, self.prep.size)
             acc = top1(self.teacher, self.val_u8, self.val_y, self.prep.normalize)
@@ -614,21 +626,10 @@ class Trainer:
                 saved_opt = None
             for e in range(self.state["epoch"] - j * a.epochs_prune, a.epochs_prune):
                 m.train()
-                t0, total, seen = time.time(), 0.0, 0
-                bar = progress(total=spe, desc=f"pruned {ratio} {e + 1}/{a.epochs_prune}", unit="batch")
-                for idx in batches(n, a.batch_size, self.gen):
-                    x, y = self.batch(idx)
-                    with torch.no_grad():
-                        t = self.teacher(x)
-                    loss = bottlefit.kd_loss(m(x), t, y, a.kd_alpha, a.kd_temperature)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    total += loss.item() * y.numel()
-                    seen += y.numel()
-                    bar.update(1)
-                bar.close()
+                t0 = time.time()
+                total, seen = self.epoch(f"pruned {ratio} {e + 1}/{a.epochs_prune}", opt, sched,
+                                         lambda x, y, m=m: bottlefit.kd_loss(m(x), self.distill_target(x), y,
+                                                                             a.kd_alpha, a.kd_temperature))
                 m.eval()
                 recalibrate_bn(m, m, self.train_u8, self.prep.normalize, self.prep.size)
                 acc = top1(m, self.val_u8, self.val_y, self.prep.normalize)
@@ -725,14 +726,7 @@ def export(args, p, trainer, train, val, test, command):
         log(f"{lid:>10} (pruned local model): {mm / macs:.2f} of the multiply-adds, val top-1 {acc}%")
     if local:
         manifest["local"] = local
-    learned = [s for s in manifest["splits"] if s["kind"] == "bottlefit"]
-    close = [s for s in learned if teacher_acc is not None and s["accuracy"]["codec"] >= teacher_acc - 1.0]
-    if close:
-        manifest["default_split"] = min(close, key=lambda s: s["bytes_per_image"])["id"]
-    elif learned:
-        manifest["default_split"] = max(learned, key=lambda s: s["accuracy"]["codec"])["id"]
-    elif manifest["splits"]:
-        manifest["default_split"] = manifest["splits"][0]["id"]
+    bundle.choose_default_split(manifest, teacher_acc)
     manifest["recipe"] = p["recipe"]
 
     # Stage the bundle beside --out; replace --out only when all of it succeeded.

@@ -94,3 +94,16 @@ def split_entry(split_id, kind, bottleneck_shape, codec="q8", accuracy=None, **e
         e["accuracy"] = accuracy
     e.update(extra)
     return e
+
+
+def choose_default_split(manifest, teacher_acc):
+    """Sets manifest["default_split"]: the narrowest learned (BottleFit) split within 1 point of
+    the teacher through its codec, else the most accurate learned split, else the first split."""
+    learned = [s for s in manifest["splits"] if s["kind"] == "bottlefit"]
+    close = [s for s in learned if teacher_acc is not None and s["accuracy"]["codec"] >= teacher_acc - 1.0]
+    if close:
+        manifest["default_split"] = min(close, key=lambda s: s["bytes_per_image"])["id"]
+    elif learned:
+        manifest["default_split"] = max(learned, key=lambda s: s["accuracy"]["codec"])["id"]
+    elif manifest["splits"]:
+        manifest["default_split"] = manifest["splits"][0]["id"]
