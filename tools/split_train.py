@@ -50,6 +50,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -782,7 +783,12 @@ def nano_check(bundle_dir):
 
 # ---------------------------------------------------------------------------------------------
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: the staged bundle is removed, the checkpoint kept
+
+
 def main(argv=None):
+    signal.signal(signal.SIGTERM, _terminated)
     args = parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
