@@ -380,15 +380,9 @@ def save_checkpoint(path, state):
     os.replace(tmp, path)
 
 
-@torch.no_grad()
-def top1(model_fn, images_u8, labels, normalize, batch=250):
-    if images_u8.shape[0] == 0:
-        return float("nan")
-    correct = 0
-    for i in range(0, images_u8.shape[0], batch):
-        x = normalize(images_u8[i:i + batch]).contiguous(memory_format=CL)
-        correct += (model_fn(x).argmax(1) == labels[i:i + batch]).sum().item()
-    return 100.0 * correct / images_u8.shape[0]
+def top1(model_fn, images_u8, labels, normalize):
+    """Top-1 % of a model in training (channels-last inputs, as it trains) on val images."""
+    return pct(predictions(lambda x: model_fn(x.contiguous(memory_format=CL)), images_u8, normalize), labels)
 
 
 @torch.no_grad()
@@ -447,8 +441,9 @@ class Trainer:
     def restore(self):
         s = torch.load(self.p["ckpt_path"], map_location="cpu")
         self.teacher.load_state_dict(s["teacher"])
-        for w, sd in s["students"].items():
+        if s["students"]:
             self.new_students()
+        for w, sd in s["students"].items():
             self.students[w].load_state_dict(sd)
         if s.get("pruned"):
             from libsplit_tools import prune_any

@@ -7,6 +7,8 @@ of its inner channels, found by bisection so the network's multiply-adds come to
 ratio; within a layer the channels kept are those with the largest L1 norm of their BN-folded
 filter (|gamma| / sqrt(var + eps) times the filter's L1 norm), in their original order.
 """
+import copy
+
 import torch
 from torch import nn
 
@@ -75,12 +77,17 @@ def prune(model, spec):
     return model
 
 
+def _lowest_ratio(model, input_shape):
+    """The multiply-add ratio left when every block keeps one inner channel per group."""
+    full = complexity(model, input_shape)[1]
+    return complexity(prune(copy.deepcopy(model), _spec(model, 0.0)), input_shape)[1] / full
+
+
 def plan(model, input_shape, ratio, tolerance=0.01):
     """The spec whose multiply-adds come closest to `ratio` of the model's (bisection on the
     fraction of inner channels kept). Raises ValueError when the ratio is out of reach."""
-    import copy
-    _, full = complexity(model, input_shape)
-    lowest = complexity(prune(copy.deepcopy(model), _spec(model, 0.0)), input_shape)[1] / full
+    full = complexity(model, input_shape)[1]
+    lowest = _lowest_ratio(model, input_shape)
     if ratio < lowest + tolerance:
         raise ValueError(f"ratio {ratio} is below what pruning inner block channels reaches ({lowest:.2f})")
     lo, hi = 0.0, 1.0
@@ -99,9 +106,7 @@ def plan(model, input_shape, ratio, tolerance=0.01):
 
 def check_ratios(model, input_shape, ratios):
     """A one-line reason if a ratio is out of reach, else None."""
-    import copy
-    _, full = complexity(model, input_shape)
-    lowest = complexity(prune(copy.deepcopy(model), _spec(model, 0.0)), input_shape)[1] / full
+    lowest = _lowest_ratio(model, input_shape)
     bad = [r for r in ratios if r < lowest + 0.01]
     if bad:
         return (f"ratio {bad[0]} is below what pruning the blocks' inner channels reaches for this network "
